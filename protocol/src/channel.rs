@@ -1,0 +1,171 @@
+//! The two ends of the init socket, typed by role.
+//!
+//! [`InitChannel`] is the init's end (blocking); [`ParentEnd`] is the
+//! runtime's (non-blocking, driven from tokio's `AsyncFd::try_io`). Each
+//! method sends or expects one message, so call sites never build a
+//! [`ToInit`] or [`ToParent`] by hand. The order of the calls (the sync
+//! points) is written in `docs/protocol.md`; these types only refuse a
+//! message that cannot come next from where they stand.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use crate::error::{Error, Result};
+use crate::frame::{FdCount, Kind, Message, recv, send};
+use crate::messages::{InitError, InitSpec, LogRecord, StartVia, ToInit, ToParent};
+
+/// The init's end of the init socket. Blocking.
+///
+/// Dropping it closes the socket; so does a successful `execve`, since the
+/// socket is `CLOEXEC`, which is how the parent learns the exec happened.
+#[derive(Debug)]
+pub struct InitChannel {
+    fd: OwnedFd,
+}
+
+impl InitChannel {
+    /// Wraps the init's end of a [`socketpair`](crate::socketpair).
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        Self { fd }
+    }
+
+    /// The socket.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Waits for the spec, the first message. Returns the start FIFO's
+    /// `O_PATH` fd when `start_via` is [`StartVia::Fifo`] (and exactly then).
+    ///
+    /// `Start` here is [`Error::Unexpected`]; a parent gone away is
+    /// [`Error::Closed`].
+    pub fn recv_spec(&self) -> Result<(InitSpec, Option<OwnedFd>)> {
+        let (msg, fds) = recv::<ToInit>(self.as_fd())?;
+        match msg {
+            ToInit::Spec(spec) => {
+                check_fifo(spec.start_via, fds.len())?;
+                Ok((*spec, fds.into_iter().next()))
+            }
+            ToInit::Start => Err(Error::Unexpected { kind: Kind::Start }),
+        }
+    }
+
+    /// Reports that setup is done and the init waits for the start signal.
+    pub fn send_ready(&self) -> Result<()> {
+        send(self.as_fd(), &ToParent::Ready, &[])
+    }
+
+    /// Reports a failure; the init exits after sending it.
+    pub fn send_error(&self, error: &InitError) -> Result<()> {
+        send(self.as_fd(), &ToParent::Error(error.clone()), &[])
+    }
+
+    /// Sends an event for the runtime to log in the container's span.
+    pub fn send_log(&self, record: &LogRecord) -> Result<()> {
+        send(self.as_fd(), &ToParent::Log(record.clone()), &[])
+    }
+
+    /// Sends the console's pty master (one fd).
+    pub fn send_console(&self, master: BorrowedFd<'_>) -> Result<()> {
+        send(self.as_fd(), &ToParent::Console, &[master])
+    }
+
+    /// Blocks until `Start`. A parent gone away is [`Error::Closed`]; any
+    /// other message is [`Error::Unexpected`].
+    pub fn wait_start(&self) -> Result<()> {
+        let (msg, _fds) = recv::<ToInit>(self.as_fd())?;
+        match msg {
+            ToInit::Start => Ok(()),
+            other => Err(Error::Unexpected { kind: other.kind() }),
+        }
+    }
+}
+
+impl AsFd for InitChannel {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// The runtime's end of the init socket.
+///
+/// The socket may be non-blocking: every method makes one attempt and
+/// returns `EAGAIN` as [`Error::Io`] (see [`Error::is_would_block`]), so it
+/// can run inside tokio's `AsyncFd::try_io`. Dropping it closes the socket,
+/// which the init sees as [`Error::Closed`].
+#[derive(Debug)]
+pub struct ParentEnd {
+    fd: OwnedFd,
+}
+
+impl ParentEnd {
+    /// Wraps the runtime's end of a [`socketpair`](crate::socketpair).
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        Self { fd }
+    }
+
+    /// The socket.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Gives the socket back.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// Sends the spec, with the start FIFO's `O_PATH` fd exactly when
+    /// `spec.start_via` is [`StartVia::Fifo`].
+    pub fn send_spec(&self, spec: &InitSpec, fifo: Option<BorrowedFd<'_>>) -> Result<()> {
+        let fds: &[BorrowedFd<'_>] = match &fifo {
+            Some(fd) => std::slice::from_ref(fd),
+            None => &[],
+        };
+        check_fifo(spec.start_via, fds.len())?;
+        send(self.as_fd(), &ToInit::Spec(Box::new(spec.clone())), fds)
+    }
+
+    /// Tells the init to exec the workload.
+    pub fn send_start(&self) -> Result<()> {
+        send(self.as_fd(), &ToInit::Start, &[])
+    }
+
+    /// Receives one message from the init, with the fd it carries
+    /// ([`ToParent::Console`] carries the pty master; the others none).
+    ///
+    /// [`Error::Closed`] means the init closed its end: a successful
+    /// `execve`, or an exit.
+    pub fn recv(&self) -> Result<(ToParent, Option<OwnedFd>)> {
+        let (msg, fds) = recv::<ToParent>(self.as_fd())?;
+        Ok((msg, fds.into_iter().next()))
+    }
+}
+
+impl AsFd for ParentEnd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// For tokio's `AsyncFd`, which registers through `AsRawFd`.
+impl AsRawFd for ParentEnd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// The spec carries the FIFO fd exactly when it says to start via the FIFO.
+fn check_fifo(start_via: StartVia, got: usize) -> Result<()> {
+    let expected = match start_via {
+        StartVia::Fifo => FdCount::One,
+        StartVia::Socket => FdCount::Zero,
+    };
+    if expected.allows(got) {
+        Ok(())
+    } else {
+        Err(Error::UnexpectedFds {
+            kind: Kind::Spec,
+            expected,
+            got,
+        })
+    }
+}

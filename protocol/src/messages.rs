@@ -1,0 +1,413 @@
+//! The messages that cross the init socket, and the data they carry.
+//!
+//! This module owns the *content* of the protocol: the init spec (what the
+//! init needs to set a container up, already translated from the OCI config by
+//! the runtime), the events the init reports, and the structured error. It
+//! knows nothing of OCI types and nothing of framing (see `frame`).
+//!
+//! Paths are [`RawPath`]: container paths need not be UTF-8.
+
+use serde::{Deserialize, Serialize};
+
+/// A path or other byte string that need not be UTF-8.
+///
+/// Serialised as a JSON string when it is valid UTF-8 and as an array of
+/// bytes otherwise; both forms decode.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RawPath(pub Vec<u8>);
+
+impl RawPath {
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<&str> for RawPath {
+    fn from(s: &str) -> Self {
+        RawPath(s.as_bytes().to_vec())
+    }
+}
+
+impl From<&std::path::Path> for RawPath {
+    fn from(p: &std::path::Path) -> Self {
+        use std::os::unix::ffi::OsStrExt;
+        RawPath(p.as_os_str().as_bytes().to_vec())
+    }
+}
+
+impl From<std::path::PathBuf> for RawPath {
+    fn from(p: std::path::PathBuf) -> Self {
+        use std::os::unix::ffi::OsStringExt;
+        RawPath(p.into_os_string().into_vec())
+    }
+}
+
+impl RawPath {
+    /// The path as a `Path` (no conversion: Unix paths are bytes).
+    pub fn as_path(&self) -> &std::path::Path {
+        use std::os::unix::ffi::OsStrExt;
+        std::path::Path::new(std::ffi::OsStr::from_bytes(&self.0))
+    }
+}
+
+impl Serialize for RawPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => self.0.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Text(String),
+            Bytes(Vec<u8>),
+        }
+        Ok(match Either::deserialize(d)? {
+            Either::Text(t) => RawPath(t.into_bytes()),
+            Either::Bytes(b) => RawPath(b),
+        })
+    }
+}
+
+/// How the init learns that it may exec the workload.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartVia {
+    /// A `Start` message on the init socket (the library's path).
+    #[default]
+    Socket,
+    /// The FIFO whose `O_PATH` fd travels with the spec frame: the init
+    /// blocks opening it for writing until `corral start` opens it for
+    /// reading, so the init outlives the process that created it.
+    Fifo,
+}
+
+/// One mount for the init to make, already translated from the OCI config.
+///
+/// `flags` are `mount(2)` `MS_*` bits (`MS_BIND`, `MS_REC`, `MS_RDONLY`...);
+/// for a bind mount the init binds first and then remounts with the
+/// remaining flags, since the kernel ignores them on the first call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountOp {
+    /// Host path of a bind source, or the source name for other types.
+    pub source: Option<RawPath>,
+    /// Absolute path inside the container; resolved inside the rootfs.
+    pub destination: RawPath,
+    /// Filesystem type (`proc`, `tmpfs`, ...); `None` for binds.
+    pub fstype: Option<String>,
+    /// `MS_*` flags for `mount(2)`.
+    pub flags: u64,
+    /// Propagation flags (`MS_SHARED`, `MS_SLAVE`, ..., maybe `| MS_REC`)
+    /// applied after the mount, `0` for none.
+    pub propagation: u64,
+    /// Filesystem-specific data (`mode=755,size=65536k`).
+    pub data: Option<String>,
+}
+
+/// A device node to create under the container's `/dev`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceNode {
+    /// Absolute path inside the container.
+    pub path: RawPath,
+    /// `c` (character), `b` (block) or `p` (FIFO).
+    pub kind: char,
+    /// Major number.
+    pub major: u32,
+    /// Minor number.
+    pub minor: u32,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+/// A symbolic link to create inside the container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Symlink {
+    /// What the link points to (not resolved).
+    pub target: RawPath,
+    /// Absolute path of the link inside the container.
+    pub link: RawPath,
+}
+
+/// A resource limit for `setrlimit(2)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    /// `RLIMIT_*` number.
+    pub resource: u32,
+    /// Soft limit (`u64::MAX` is infinity).
+    pub soft: u64,
+    /// Hard limit (`u64::MAX` is infinity).
+    pub hard: u64,
+}
+
+/// The five capability sets as bit masks (bit N is capability N).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapSets {
+    /// Bounding set: every capability not in it is dropped.
+    pub bounding: u64,
+    /// Effective set.
+    pub effective: u64,
+    /// Inheritable set.
+    pub inheritable: u64,
+    /// Permitted set.
+    pub permitted: u64,
+    /// Ambient set.
+    pub ambient: u64,
+}
+
+/// The workload process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessSpec {
+    /// `argv`; `args[0]` is resolved through the `PATH` in `env` unless it
+    /// contains a `/`.
+    pub args: Vec<RawPath>,
+    /// `KEY=value` entries.
+    pub env: Vec<RawPath>,
+    /// Working directory inside the container.
+    pub cwd: RawPath,
+    /// Whether stdio is a new pseudo-terminal whose master goes to the parent.
+    pub terminal: bool,
+    /// Initial terminal size `(rows, cols)`, when `terminal`.
+    pub console_size: Option<(u16, u16)>,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub additional_gids: Vec<u32>,
+    /// File mode creation mask.
+    pub umask: Option<u32>,
+    /// Capabilities; `None` keeps what the init has (all, as root).
+    pub capabilities: Option<CapSets>,
+    /// `PR_SET_NO_NEW_PRIVS`.
+    pub no_new_privileges: bool,
+    /// Resource limits.
+    pub rlimits: Vec<Rlimit>,
+    /// `/proc/self/oom_score_adj`.
+    pub oom_score_adj: Option<i32>,
+}
+
+/// Everything the init needs to set up one container and exec its process.
+///
+/// Built by the runtime from the OCI config; the init applies it in order
+/// and decides nothing on its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitSpec {
+    /// Container id, for logs.
+    pub container_id: String,
+    /// Host path of the rootfs (absolute).
+    pub rootfs: RawPath,
+    /// Propagation applied recursively to `/` first (`MS_SLAVE | MS_REC`
+    /// by default, or the spec's `rootfsPropagation`).
+    pub root_propagation: u64,
+    /// Remount the root read-only after pivoting.
+    pub readonly_root: bool,
+    /// Use `chroot` (after `MS_MOVE`) instead of `pivot_root`.
+    pub no_pivot: bool,
+    /// Mounts, in order.
+    pub mounts: Vec<MountOp>,
+    /// Device nodes to create.
+    pub devices: Vec<DeviceNode>,
+    /// Symlinks to create (`/dev/fd`, `/dev/stdin`, ...).
+    pub symlinks: Vec<Symlink>,
+    /// Paths to mask: `/dev/null` over files, an empty read-only tmpfs over
+    /// directories; missing paths are skipped.
+    pub masked_paths: Vec<RawPath>,
+    /// Paths to remount read-only; missing paths are skipped.
+    pub readonly_paths: Vec<RawPath>,
+    /// UTS hostname.
+    pub hostname: Option<String>,
+    /// UTS domain name.
+    pub domainname: Option<String>,
+    /// Bring `lo` up (a new network namespace was made).
+    pub loopback_up: bool,
+    /// `(key, value)` pairs written under `/proc/sys`.
+    pub sysctls: Vec<(String, String)>,
+    /// The workload.
+    pub process: ProcessSpec,
+    /// How the init is told to exec.
+    pub start_via: StartVia,
+}
+
+/// The setup step an init error happened in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Reading or writing the init socket.
+    Protocol,
+    /// Root propagation and the rootfs bind.
+    Rootfs,
+    /// The spec's mounts.
+    Mounts,
+    /// Device nodes and symlinks.
+    Dev,
+    /// The console (pty).
+    Console,
+    /// Loopback up in a new network namespace.
+    Network,
+    /// `pivot_root` or the `chroot` fallback.
+    PivotRoot,
+    /// Masked paths.
+    MaskedPaths,
+    /// Read-only paths and a read-only root.
+    ReadonlyPaths,
+    /// Hostname and domain name.
+    Hostname,
+    /// sysctls.
+    Sysctl,
+    /// Resource limits.
+    Rlimits,
+    /// `oom_score_adj`.
+    OomScoreAdj,
+    /// Working directory.
+    Cwd,
+    /// uid, gid, supplementary groups, umask.
+    User,
+    /// Capability sets.
+    Capabilities,
+    /// `no_new_privileges`.
+    NoNewPrivs,
+    /// Closing inherited fds.
+    CloseFds,
+    /// Resolving `args[0]` before `Ready`.
+    Resolve,
+    /// Waiting for the start signal.
+    WaitStart,
+    /// `execve` of the workload.
+    Exec,
+    /// The init panicked.
+    Panic,
+    /// A step this build does not know (sent by a newer init).
+    #[serde(other)]
+    Unknown,
+}
+
+impl Step {
+    /// The snake_case name used on the wire and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Protocol => "protocol",
+            Step::Rootfs => "rootfs",
+            Step::Mounts => "mounts",
+            Step::Dev => "dev",
+            Step::Console => "console",
+            Step::Network => "network",
+            Step::PivotRoot => "pivot_root",
+            Step::MaskedPaths => "masked_paths",
+            Step::ReadonlyPaths => "readonly_paths",
+            Step::Hostname => "hostname",
+            Step::Sysctl => "sysctl",
+            Step::Rlimits => "rlimits",
+            Step::OomScoreAdj => "oom_score_adj",
+            Step::Cwd => "cwd",
+            Step::User => "user",
+            Step::Capabilities => "capabilities",
+            Step::NoNewPrivs => "no_new_privs",
+            Step::CloseFds => "close_fds",
+            Step::Resolve => "resolve",
+            Step::WaitStart => "wait_start",
+            Step::Exec => "exec",
+            Step::Panic => "panic",
+            Step::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A failure inside the init, as data: the runtime matches on `step` and
+/// `errno` and never parses `message`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitError {
+    /// The step that failed.
+    pub step: Step,
+    /// The path it was acting on, if any (raw bytes).
+    pub path: Option<RawPath>,
+    /// Raw errno; unknown numbers still decode.
+    pub errno: Option<i32>,
+    /// Rendered cause chain, for humans only.
+    pub message: String,
+}
+
+impl std::fmt::Display for InitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "init step {}", self.step)?;
+        if let Some(path) = &self.path {
+            write!(f, " on {:?}", path.as_path())?;
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        if let Some(errno) = self.errno {
+            write!(f, " ({})", rustix::io::Errno::from_raw_os_error(errno))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for InitError {}
+
+/// Severity of a [`LogRecord`], mirroring `tracing`'s levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Errors.
+    Error,
+    /// Degraded paths.
+    Warn,
+    /// Lifecycle.
+    Info,
+    /// Each step.
+    Debug,
+    /// Fine detail.
+    Trace,
+}
+
+/// An event the init wants logged in the container's span.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// Severity.
+    pub level: LogLevel,
+    /// The step it belongs to.
+    pub step: Step,
+    /// Constant message.
+    pub message: String,
+    /// Path the step was acting on, if any.
+    pub path: Option<RawPath>,
+}
+
+/// Messages from the runtime to the init.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToInit {
+    /// The init spec. Carries 0 fds, or 1 (the start FIFO, `O_PATH`) when
+    /// `start_via` is [`StartVia::Fifo`].
+    Spec(Box<InitSpec>),
+    /// Exec now. No fds.
+    Start,
+}
+
+/// Messages from the init to the runtime.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToParent {
+    /// Setup is done; waiting for the start signal. No fds.
+    Ready,
+    /// Setup or exec failed; the init exits after sending it. No fds.
+    Error(InitError),
+    /// A log event. No fds.
+    Log(LogRecord),
+    /// The console's pty master. Exactly 1 fd.
+    Console,
+}
