@@ -1,0 +1,637 @@
+//! `probe`: reports what a process sees, so that corral's tests can assert
+//! from inside a container (STYLE.md section 7).
+//!
+//! Usage: `/probe [CMD [ARGS...]]`, with `info` as the default command.
+//!
+//! | command          | does                                                        |
+//! |------------------|-------------------------------------------------------------|
+//! | `info`           | one JSON object describing the process (see [`info`])       |
+//! | `fds`            | JSON array of open fd numbers                               |
+//! | `mounts`         | JSON array of mount points (field 5 of mountinfo)           |
+//! | `hostname`       | JSON string from `/proc/sys/kernel/hostname`                |
+//! | `isatty`         | JSON array of three bools, for fds 0, 1, 2                  |
+//! | `exit N`         | exits with status N                                         |
+//! | `sleep SECS`     | sleeps (fractional seconds allowed), exits 0                |
+//! | `spin SECS`      | busy-loops on the cpu for SECS, exits 0                     |
+//! | `pause`          | sleeps until a signal ends the process                      |
+//! | `signal-self SIG`| `kill(getpid(), SIG)`; SIG is a number or name (`TERM`)     |
+//! | `echo ARGS...`   | raw ARGS joined by spaces, then a newline (not JSON)        |
+//! | `cat`            | copies stdin to stdout until EOF (not JSON)                 |
+//! | `write FILE TEXT`| writes TEXT (no newline added) to FILE                      |
+//! | `read FILE`      | writes the raw contents of FILE to stdout (not JSON)        |
+//!
+//! Exit status: 0 on success, 1 when the operation fails (the error is on
+//! stderr), 2 for an unknown command or bad arguments, 3 when `signal-self`
+//! returns although the signal should have ended the process.
+//!
+//! JSON output is compact, on one line, with a trailing newline. A value that
+//! cannot be read (no /proc, EACCES) is `null` rather than an error, so that
+//! one missing file does not hide the rest. Strings are raw bytes from the
+//! kernel (paths, env, args): valid UTF-8 is kept, and each byte that is not
+//! part of valid UTF-8 is written as `\u00XX`. That is lossy on purpose: a
+//! JSON reader sees U+00XX, which differs from any valid UTF-8 input except a
+//! literal U+00XX, and tests only ever need to tell such bytes apart from
+//! clean ones.
+//!
+//! Only std is used: this file is compiled by `testbins/build.rs` with plain
+//! rustc into a static binary, so it also runs in a rootfs with no libc.
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io::{self, IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cmd = args.get(1).map(|a| a.to_string_lossy().into_owned());
+    let rest = args.get(2..).unwrap_or_default();
+    let result = match cmd.as_deref().unwrap_or("info") {
+        "info" => emit_json(&info()),
+        "fds" => emit_json(&fds_json(open_fds().as_deref())),
+        "mounts" => emit_json(&mounts()),
+        "hostname" => emit_json(&read_trimmed("/proc/sys/kernel/hostname")),
+        "isatty" => emit_json(&isatty()),
+        "exit" => cmd_exit(rest),
+        "sleep" => cmd_sleep(rest),
+        "spin" => cmd_spin(rest),
+        "pause" => cmd_pause(),
+        "signal-self" => cmd_signal_self(rest),
+        "echo" => cmd_echo(rest),
+        "cat" => cmd_cat(),
+        "write" => cmd_write(rest),
+        "read" => cmd_read(rest),
+        other => Err(Fail::usage(format!("unknown command {other:?}"))),
+    };
+    if let Err(fail) = result {
+        eprintln!("probe: {}", fail.msg);
+        std::process::exit(fail.code);
+    }
+}
+
+/// Why a command failed: the exit status and the message for stderr.
+struct Fail {
+    code: i32,
+    msg: String,
+}
+
+impl Fail {
+    fn usage(msg: String) -> Fail {
+        Fail { code: 2, msg }
+    }
+
+    fn io(what: String, e: io::Error) -> Fail {
+        Fail {
+            code: 1,
+            msg: format!("{what}: {e}"),
+        }
+    }
+}
+
+type Res = Result<(), Fail>;
+
+// ---------------------------------------------------------------------------
+// JSON writer
+
+/// A JSON value. Strings are bytes; see the module docs for non-UTF-8.
+enum Json {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Str(Vec<u8>),
+    Arr(Vec<Json>),
+    Obj(Vec<(&'static str, Json)>),
+    /// An object whose keys are computed (fd numbers, rlimit names).
+    Map(Vec<(String, Json)>),
+}
+
+impl Json {
+    fn str(s: impl AsRef<[u8]>) -> Json {
+        Json::Str(s.as_ref().to_vec())
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Json::Null => out.extend_from_slice(b"null"),
+            Json::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Json::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            Json::Str(s) => write_str(s, out),
+            Json::Arr(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    item.write(out);
+                }
+                out.push(b']');
+            }
+            Json::Obj(fields) => write_obj(fields.iter().map(|(k, v)| (k.as_bytes(), v)), out),
+            Json::Map(fields) => write_obj(fields.iter().map(|(k, v)| (k.as_bytes(), v)), out),
+        }
+    }
+}
+
+fn write_obj<'a>(fields: impl Iterator<Item = (&'a [u8], &'a Json)>, out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (i, (key, value)) in fields.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(key, out);
+        out.push(b':');
+        value.write(out);
+    }
+    out.push(b'}');
+}
+
+/// Writes `bytes` as a JSON string (RFC 8259 section 7): `"` and `\` are
+/// escaped, control characters become `\n`-style or `\u00XX` escapes, and
+/// bytes that are not valid UTF-8 become `\u00XX` (lossy, see module docs).
+fn write_str(bytes: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.extend_from_slice(b"\\\""),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                c if (c as u32) < 0x20 || c == '\u{7f}' => write_u_escape(c as u32, out),
+                c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            }
+        }
+        for &b in chunk.invalid() {
+            write_u_escape(u32::from(b), out);
+        }
+    }
+    out.push(b'"');
+}
+
+fn write_u_escape(code: u32, out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("\\u{code:04x}").as_bytes());
+}
+
+fn emit_json(value: &Json) -> Res {
+    let mut buf = Vec::new();
+    value.write(&mut buf);
+    buf.push(b'\n');
+    emit(&buf)
+}
+
+fn emit(bytes: &[u8]) -> Res {
+    let mut out = io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| Fail::io("write stdout".into(), e))
+}
+
+// ---------------------------------------------------------------------------
+// info
+
+/// Everything probe can see, as one object. Keys: pid, ppid, uid, gid,
+/// euid, egid, groups, cwd, hostname, domainname, env, args, ns, fds,
+/// fd_targets, isatty, mounts, procs, caps, no_new_privs, seccomp, rlimits,
+/// umask, root_readonly.
+fn info() -> Json {
+    // fds first, before this function has any other file open.
+    let fds = open_fds();
+    let status = fs::read_to_string("/proc/self/status").ok();
+    let field = |key: &str| status.as_deref().and_then(|s| status_field(s, key));
+    let id = |key: &str, idx: usize| {
+        let value = field(key).and_then(|v| v.split_whitespace().nth(idx)?.parse().ok());
+        value.map_or(Json::Null, Json::Int)
+    };
+    let int = |key: &str| {
+        field(key)
+            .and_then(|v| v.parse().ok())
+            .map_or(Json::Null, Json::Int)
+    };
+    let text = |key: &str| field(key).map_or(Json::Null, Json::str);
+    let groups = field("Groups").map_or(Json::Null, |v| {
+        Json::Arr(
+            v.split_whitespace()
+                .filter_map(|g| g.parse().ok())
+                .map(Json::Int)
+                .collect(),
+        )
+    });
+    let caps = ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"].map(|k| (k, text(k)));
+    let cwd = std::env::current_dir().map_or(Json::Null, |p| Json::str(p.as_os_str().as_bytes()));
+    let env = std::env::vars_os().map(|(k, v)| env_entry(&k, &v));
+    let args = std::env::args_os().map(|a| Json::str(a.as_bytes()));
+    let ppid = std::os::unix::process::parent_id();
+    Json::Obj(vec![
+        ("pid", Json::Int(i64::from(std::process::id()))),
+        ("ppid", Json::Int(i64::from(ppid))),
+        // /proc/self/status lists real, effective, saved and filesystem ids.
+        ("uid", id("Uid", 0)),
+        ("gid", id("Gid", 0)),
+        ("euid", id("Uid", 1)),
+        ("egid", id("Gid", 1)),
+        ("groups", groups),
+        ("cwd", cwd),
+        ("hostname", read_trimmed("/proc/sys/kernel/hostname")),
+        ("domainname", read_trimmed("/proc/sys/kernel/domainname")),
+        ("env", Json::Arr(env.collect())),
+        ("args", Json::Arr(args.collect())),
+        ("ns", namespaces()),
+        ("fds", fds_json(fds.as_deref())),
+        ("fd_targets", fd_targets_json(fds.as_deref())),
+        ("isatty", isatty()),
+        ("mounts", mounts()),
+        ("procs", procs()),
+        ("caps", Json::Obj(caps.into())),
+        ("no_new_privs", int("NoNewPrivs")),
+        ("seccomp", int("Seccomp")),
+        ("rlimits", rlimits()),
+        ("umask", text("Umask")),
+        ("root_readonly", root_readonly()),
+    ])
+}
+
+/// The value of `key:` in /proc/self/status, trimmed.
+fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status.lines().find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        (k == key).then_some(v.trim())
+    })
+}
+
+fn env_entry(key: &OsStr, value: &OsStr) -> Json {
+    let mut entry = key.as_bytes().to_vec();
+    entry.push(b'=');
+    entry.extend_from_slice(value.as_bytes());
+    Json::Str(entry)
+}
+
+/// File contents without the trailing newline, or null if unreadable.
+fn read_trimmed(path: &str) -> Json {
+    match fs::read(path) {
+        Ok(mut bytes) => {
+            if bytes.last() == Some(&b'\n') {
+                bytes.pop();
+            }
+            Json::Str(bytes)
+        }
+        Err(_) => Json::Null,
+    }
+}
+
+fn readlink_json(path: &str) -> Json {
+    fs::read_link(path).map_or(Json::Null, |t| Json::str(t.as_os_str().as_bytes()))
+}
+
+fn namespaces() -> Json {
+    let names = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
+    Json::Obj(
+        names
+            .map(|n| (n, readlink_json(&format!("/proc/self/ns/{n}"))))
+            .into(),
+    )
+}
+
+/// An open fd and its readlink target (None if readlink failed other than
+/// with ENOENT).
+type OpenFd = (i64, Option<OsString>);
+
+/// Open fds, sorted, or None when /proc/self/fd cannot be listed.
+///
+/// Listing /proc/self/fd needs an fd of its own, and that fd shows up in the
+/// listing under a number we cannot learn from std. So the names are
+/// collected first and the directory is closed; the listing fd is then the
+/// one entry whose readlink fails with ENOENT. Nothing opens an fd between
+/// the close and the readlinks (probe has one thread), so that number cannot
+/// be reused by anything else in between.
+fn open_fds() -> Option<Vec<OpenFd>> {
+    let dir = fs::read_dir("/proc/self/fd").ok()?;
+    // `collect` consumes `dir`, so the directory fd is closed when it returns.
+    let numbers: Vec<i64> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let mut fds: Vec<OpenFd> = numbers
+        .into_iter()
+        .filter_map(|fd| match fs::read_link(format!("/proc/self/fd/{fd}")) {
+            Ok(target) => Some((fd, Some(target.into_os_string()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(_) => Some((fd, None)),
+        })
+        .collect();
+    fds.sort_by_key(|(fd, _)| *fd);
+    Some(fds)
+}
+
+fn fds_json(fds: Option<&[OpenFd]>) -> Json {
+    fds.map_or(Json::Null, |fds| {
+        Json::Arr(fds.iter().map(|(fd, _)| Json::Int(*fd)).collect())
+    })
+}
+
+fn fd_targets_json(fds: Option<&[OpenFd]>) -> Json {
+    let Some(fds) = fds else { return Json::Null };
+    let target = |t: &Option<OsString>| t.as_ref().map_or(Json::Null, |t| Json::str(t.as_bytes()));
+    Json::Map(
+        fds.iter()
+            .map(|(fd, t)| (fd.to_string(), target(t)))
+            .collect(),
+    )
+}
+
+fn isatty() -> Json {
+    Json::Arr(vec![
+        Json::Bool(io::stdin().is_terminal()),
+        Json::Bool(io::stdout().is_terminal()),
+        Json::Bool(io::stderr().is_terminal()),
+    ])
+}
+
+/// Mount points in mountinfo order, with the kernel's octal escapes
+/// (`\040` for a space) decoded.
+fn mounts() -> Json {
+    let Ok(text) = fs::read("/proc/self/mountinfo") else {
+        return Json::Null;
+    };
+    let points = text
+        .split(|&b| b == b'\n')
+        .filter_map(|line| line.split(|&b| b == b' ').nth(4))
+        .map(|point| Json::Str(unescape_octal(point)))
+        .collect();
+    Json::Arr(points)
+}
+
+fn unescape_octal(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let digits = s
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match digits {
+            Some(d) if s[i] == b'\\' => {
+                out.push(
+                    d.iter()
+                        .fold(0u8, |acc, b| acc.wrapping_mul(8).wrapping_add(b - b'0')),
+                );
+                i += 4;
+            }
+            _ => {
+                out.push(s[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Numeric entries of /proc, sorted: the pids this process can see.
+fn procs() -> Json {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Json::Null;
+    };
+    let mut pids: Vec<i64> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    Json::Arr(pids.into_iter().map(Json::Int).collect())
+}
+
+/// /proc/self/limits as `{"Max open files": ["1024", "524288"], ...}`.
+///
+/// The kernel prints fixed-width columns (`"%-25s %-20s %-20s %-10s"` in
+/// fs/proc/base.c) and names contain spaces, so the header gives the cuts.
+fn rlimits() -> Json {
+    let Ok(text) = fs::read_to_string("/proc/self/limits") else {
+        return Json::Null;
+    };
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let (Some(soft), Some(hard), Some(units)) = (
+        header.find("Soft Limit"),
+        header.find("Hard Limit"),
+        header.find("Units"),
+    ) else {
+        return Json::Null;
+    };
+    let column = |line: &str, from: usize, to: usize| {
+        line.get(from..to.min(line.len()))
+            .map(|s| Json::str(s.trim()))
+    };
+    let limits = lines
+        .filter_map(|line| {
+            let name = line.get(..soft)?.trim().to_string();
+            let pair = vec![column(line, soft, hard)?, column(line, hard, units)?];
+            Some((name, Json::Arr(pair)))
+        })
+        .collect();
+    Json::Map(limits)
+}
+
+/// "rofs" if / is read-only, "ok" if a file could be created there (it is
+/// removed again), else the `io::ErrorKind` name (e.g. "PermissionDenied").
+fn root_readonly() -> Json {
+    const EROFS: i32 = 30;
+    let path = "/.probe-rw-test";
+    let created = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path);
+    let verdict = match created {
+        Ok(file) => {
+            drop(file);
+            let _ = fs::remove_file(path);
+            "ok".to_string()
+        }
+        Err(e) if e.raw_os_error() == Some(EROFS) => "rofs".to_string(),
+        Err(e) => format!("{:?}", e.kind()),
+    };
+    Json::str(verdict)
+}
+
+// ---------------------------------------------------------------------------
+// other commands
+
+fn arg<'a>(rest: &'a [OsString], idx: usize, usage: &str) -> Result<&'a OsStr, Fail> {
+    rest.get(idx)
+        .map(OsString::as_os_str)
+        .ok_or_else(|| Fail::usage(format!("usage: probe {usage}")))
+}
+
+fn parse_secs(rest: &[OsString], usage: &str) -> Result<Duration, Fail> {
+    let raw = arg(rest, 0, usage)?;
+    let secs = raw.to_str().and_then(|s| s.parse::<f64>().ok());
+    secs.and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| Fail::usage(format!("{raw:?} is not a number of seconds")))
+}
+
+fn cmd_exit(rest: &[OsString]) -> Res {
+    let raw = arg(rest, 0, "exit N")?;
+    let code = raw.to_str().and_then(|s| s.parse::<i32>().ok());
+    let code = code.ok_or_else(|| Fail::usage(format!("{raw:?} is not an exit status")))?;
+    std::process::exit(code)
+}
+
+fn cmd_sleep(rest: &[OsString]) -> Res {
+    std::thread::sleep(parse_secs(rest, "sleep SECS")?);
+    Ok(())
+}
+
+fn cmd_spin(rest: &[OsString]) -> Res {
+    let end = Instant::now() + parse_secs(rest, "spin SECS")?;
+    while Instant::now() < end {
+        std::hint::spin_loop();
+    }
+    Ok(())
+}
+
+fn cmd_pause() -> Res {
+    // park() may return spuriously; only a signal ends this loop.
+    loop {
+        std::thread::park();
+    }
+}
+
+fn cmd_echo(rest: &[OsString]) -> Res {
+    let mut line = rest
+        .iter()
+        .map(|a| a.as_bytes())
+        .collect::<Vec<_>>()
+        .join(&b' ');
+    line.push(b'\n');
+    emit(&line)
+}
+
+fn cmd_cat() -> Res {
+    let mut out = io::stdout().lock();
+    io::copy(&mut io::stdin().lock(), &mut out)
+        .and_then(|_| out.flush())
+        .map_err(|e| Fail::io("copy stdin to stdout".into(), e))
+}
+
+fn cmd_write(rest: &[OsString]) -> Res {
+    let file = arg(rest, 0, "write FILE TEXT")?;
+    let text = arg(rest, 1, "write FILE TEXT")?;
+    fs::write(file, text.as_bytes()).map_err(|e| Fail::io(format!("write {file:?}"), e))
+}
+
+fn cmd_read(rest: &[OsString]) -> Res {
+    let file = arg(rest, 0, "read FILE")?;
+    let bytes = fs::read(file).map_err(|e| Fail::io(format!("read {file:?}"), e))?;
+    emit(&bytes)
+}
+
+// ---------------------------------------------------------------------------
+// signal-self
+
+/// Signal numbers shared by x86_64 and aarch64 (asm-generic/signal.h).
+#[rustfmt::skip]
+const SIGNALS: &[(&str, i32)] = &[
+    ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ILL", 4), ("TRAP", 5), ("ABRT", 6),
+    ("BUS", 7), ("FPE", 8), ("KILL", 9), ("USR1", 10), ("SEGV", 11), ("USR2", 12),
+    ("PIPE", 13), ("ALRM", 14), ("TERM", 15), ("STKFLT", 16), ("CHLD", 17),
+    ("CONT", 18), ("STOP", 19), ("TSTP", 20), ("TTIN", 21), ("TTOU", 22),
+    ("URG", 23), ("XCPU", 24), ("XFSZ", 25), ("VTALRM", 26), ("PROF", 27),
+    ("WINCH", 28), ("IO", 29), ("PWR", 30), ("SYS", 31),
+];
+
+/// Signals whose default action does not end the process (signal(7)):
+/// 0 (existence check), CHLD, CONT, STOP, TSTP, TTIN, TTOU, URG, WINCH.
+const NON_FATAL: &[i32] = &[0, 17, 18, 19, 20, 21, 22, 23, 28];
+
+fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse() {
+        return Some(n);
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    SIGNALS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, num)| *num)
+}
+
+/// Sends SIG to probe itself. A fatal signal ends the process before
+/// `kill` returns. If probe is still alive afterwards for a fatal signal,
+/// it exits 3: that happens for pid 1 of a pid namespace, which the kernel
+/// shields from signals it has no handler for (pid_namespaces(7)).
+fn cmd_signal_self(rest: &[OsString]) -> Res {
+    let raw = arg(rest, 0, "signal-self SIG")?;
+    let sig = raw.to_str().and_then(parse_signal);
+    let sig = sig.ok_or_else(|| Fail::usage(format!("{raw:?} is not a signal")))?;
+    let pid = i32::try_from(std::process::id()).expect("pids fit in pid_t");
+    kill(pid, sig).map_err(|e| Fail::io(format!("kill({pid}, {sig})"), e))?;
+    if NON_FATAL.contains(&sig) {
+        return Ok(());
+    }
+    Err(Fail {
+        code: 3,
+        msg: format!("still running after signal {sig} (pid {pid})"),
+    })
+}
+
+/// `kill(pid, sig)` as a raw syscall: std has no kill(), and probe uses no
+/// crates.
+#[cfg(target_arch = "x86_64")]
+fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    const SYS_KILL: isize = 62;
+    let ret: isize;
+    // SAFETY: kill(2) takes two integers by value and reads or writes no
+    // memory of this process. The x86_64 syscall ABI (syscall(2), "Architecture
+    // calling conventions") takes the number in rax and arguments in rdi and
+    // rsi, returns in rax, and clobbers rcx and r11; all are declared. The
+    // kernel does not touch the user stack for the syscall itself, and a
+    // signal frame, if one is pushed, skips the red zone.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") SYS_KILL => ret,
+            in("rdi") pid as isize,
+            in("rsi") sig as isize,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    syscall_result(ret)
+}
+
+/// `kill(pid, sig)` as a raw syscall: std has no kill(), and probe uses no
+/// crates.
+#[cfg(target_arch = "aarch64")]
+fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    const SYS_KILL: usize = 129;
+    let ret: isize;
+    // SAFETY: kill(2) takes two integers by value and reads or writes no
+    // memory of this process. The aarch64 syscall ABI (syscall(2)) takes the
+    // number in x8 and arguments in x0 and x1, returns in x0 and clobbers
+    // nothing else; all are declared. `svc 0` does not use the user stack.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            in("x8") SYS_KILL,
+            inlateout("x0") pid as isize => ret,
+            in("x1") sig as isize,
+            options(nostack),
+        );
+    }
+    syscall_result(ret)
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn kill(_pid: i32, _sig: i32) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "signal-self is implemented for x86_64 and aarch64 only",
+    ))
+}
+
+/// Raw syscalls return -errno in [-4095, -1] on failure.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn syscall_result(ret: isize) -> io::Result<()> {
+    if (-4095..0).contains(&ret) {
+        Err(io::Error::from_raw_os_error(-ret as i32))
+    } else {
+        Ok(())
+    }
+}
