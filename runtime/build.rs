@@ -1,0 +1,56 @@
+//! Builds `corral-init` as a static binary and hands its path to the crate,
+//! which embeds it (`include_bytes!`) and at run time seals it into a memfd.
+//! A library user therefore never installs a second binary by hand.
+//!
+//! `CORRAL_INIT_BINARY=/path/to/corral-init` skips the nested build and
+//! embeds that file instead (for packagers and for offline builds).
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=CORRAL_INIT_BINARY");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let binary = match env::var_os("CORRAL_INIT_BINARY") {
+        Some(path) => PathBuf::from(path),
+        None => build_init(&out_dir),
+    };
+    println!("cargo:rerun-if-changed={}", binary.display());
+    println!("cargo:rustc-env=CORRAL_INIT_EMBED={}", binary.display());
+}
+
+fn build_init(out_dir: &Path) -> PathBuf {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let workspace = manifest_dir.parent().expect("runtime/ lives in the workspace");
+    for dir in ["runtime-init", "protocol"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    }
+    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    let target = env::var("TARGET").expect("cargo sets TARGET");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // A target dir of its own: the outer cargo holds the lock on the
+    // workspace's one while this script runs.
+    let target_dir = out_dir.join("init-target");
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace)
+        .args(["build", "--release", "-p", "corral-init", "--target", &target])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        // Static: no dynamic loader at each container start, and the same
+        // binary works in any rootfs.
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_MAKEFLAGS")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER");
+    // Our stdout is read by cargo as build-script directives.
+    cmd.stdout(std::io::stderr());
+    if env::var_os("CARGO_NET_OFFLINE").is_some() {
+        cmd.arg("--offline");
+    }
+    let status = cmd.status().expect("run cargo to build corral-init");
+    assert!(status.success(), "building corral-init failed: {status}");
+    target_dir.join(&target).join("release").join("corral-init")
+}

@@ -1,0 +1,71 @@
+//! The runtime's end of the init socket, made async: the role methods the
+//! start-up sequence calls (see `docs/protocol.md`), over the protocol
+//! crate's non-blocking send and receive.
+
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use corral_protocol::{Error, InitSpec, ParentEnd, ToParent};
+use tokio::io::unix::AsyncFd;
+
+/// The parent's end, registered with the reactor.
+#[derive(Debug)]
+pub(crate) struct InitSocket {
+    fd: AsyncFd<ParentEnd>,
+}
+
+impl InitSocket {
+    /// Takes the parent's end of the socketpair and makes it non-blocking.
+    pub fn new(fd: OwnedFd) -> std::io::Result<Self> {
+        rustix::io::ioctl_fionbio(&fd, true)?;
+        Ok(InitSocket {
+            fd: crate::sys::register(
+                ParentEnd::from_fd(fd),
+                tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE,
+            )?,
+        })
+    }
+
+    /// Sync 1: the init spec (and the start FIFO, in FIFO mode).
+    pub async fn send_spec(&self, spec: &InitSpec, fifo: Option<BorrowedFd<'_>>) -> Result<(), Error> {
+        loop {
+            let mut guard = self.fd.writable().await.map_err(io_error)?;
+            match guard.get_inner().send_spec(spec, fifo) {
+                Err(e) if e.is_would_block() => guard.clear_ready(),
+                other => return other,
+            }
+        }
+    }
+
+    /// Sync 4: tells the init to exec.
+    pub async fn send_start(&self) -> Result<(), Error> {
+        loop {
+            let mut guard = self.fd.writable().await.map_err(io_error)?;
+            match guard.get_inner().send_start() {
+                Err(e) if e.is_would_block() => guard.clear_ready(),
+                other => return other,
+            }
+        }
+    }
+
+    /// The next message from the init. `Err(Error::Closed)` is EOF: after
+    /// `Start`, the exec succeeded (the socket is close-on-exec).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: a frame is consumed only by the `recvmsg` that returns it.
+    pub async fn recv(&self) -> Result<(ToParent, Option<OwnedFd>), Error> {
+        loop {
+            let mut guard = self.fd.readable().await.map_err(io_error)?;
+            match guard.get_inner().recv() {
+                Err(e) if e.is_would_block() => guard.clear_ready(),
+                other => return other,
+            }
+        }
+    }
+}
+
+fn io_error(e: std::io::Error) -> Error {
+    Error::Io {
+        op: "poll init socket",
+        errno: rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO),
+    }
+}

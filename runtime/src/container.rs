@@ -1,0 +1,432 @@
+//! [`Container`]: the handle to one container this runtime created, and
+//! the start-up sequence (`docs/protocol.md`) on the parent's side.
+//!
+//! This module decides order and state; the kernel work is in `sys` (the
+//! clone) and in `corral-init` (everything inside the namespaces).
+
+use std::ffi::c_char;
+use std::os::fd::{AsFd, OwnedFd};
+
+use corral_protocol::{LogLevel, LogRecord, StartVia, ToParent};
+use tracing::{debug, info};
+
+use crate::channel::InitSocket;
+use crate::error::{Error, Result};
+use crate::pidfd::PidFd;
+use crate::runtime::{CreateOptions, Runtime};
+use crate::state::{StoredState, proc_stat, rfc3339_now};
+use crate::stdio::{self, ContainerOutput, ContainerStdin};
+use crate::sys::{self, ChildPlan, InitExec};
+use crate::{ExitStatus, Spec, plan};
+
+/// The fd number the init socket has inside the init (named in its argv).
+const INIT_SOCKET_FD: i32 = 3;
+
+/// A container created by this process.
+///
+/// # Drop
+/// Dropping a handle whose process still runs kills it (`SIGKILL` through
+/// the pidfd) and reaps it in a background task (or, outside a tokio
+/// runtime, with a short blocking wait), unless [`Container::detach`] was
+/// called. The state dir, if any, is removed only by [`Container::delete`].
+#[derive(Debug)]
+pub struct Container {
+    id: String,
+    runtime: Runtime,
+    process: Option<PidFd>,
+    socket: Option<InitSocket>,
+    start_via: StartVia,
+    started: bool,
+    stdin: Option<ContainerStdin>,
+    stdout: Option<ContainerOutput>,
+    stderr: Option<ContainerOutput>,
+    console: Option<OwnedFd>,
+    stored: Option<StoredState>,
+}
+
+impl Container {
+    /// The container id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Host pid of the container's process (its pid 1).
+    pub fn pid(&self) -> i32 {
+        self.process().pid().as_raw_nonzero().get()
+    }
+
+    /// The write end of a piped stdin, once.
+    pub fn take_stdin(&mut self) -> Option<ContainerStdin> {
+        self.stdin.take()
+    }
+
+    /// The read end of a piped stdout, once.
+    pub fn take_stdout(&mut self) -> Option<ContainerOutput> {
+        self.stdout.take()
+    }
+
+    /// The read end of a piped stderr, once.
+    pub fn take_stderr(&mut self) -> Option<ContainerOutput> {
+        self.stderr.take()
+    }
+
+    /// The pty master of a container whose process has a terminal, once.
+    pub fn take_console(&mut self) -> Option<OwnedFd> {
+        self.console.take()
+    }
+
+    fn process(&self) -> &PidFd {
+        self.process.as_ref().expect("a live handle has its process")
+    }
+
+    /// Releases the process: the init execs the workload (sync 4–5).
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe: if dropped after the start message went out, the
+    /// process may be running while the handle still says created.
+    #[tracing::instrument(skip_all, fields(container_id = %self.id))]
+    pub async fn start(&mut self) -> Result<()> {
+        if self.started {
+            return Err(self.state_error("start"));
+        }
+        match self.start_via {
+            StartVia::Socket => self.start_by_socket().await?,
+            StartVia::Fifo => {
+                let state = self.runtime.state_dir()?;
+                crate::stored::release_fifo(&state.dir(&self.id), self.process().as_fd()).await?;
+            }
+        }
+        self.started = true;
+        self.socket = None;
+        if let Some(stored) = &mut self.stored {
+            stored.started = true;
+            self.runtime.state_dir()?.write(stored)?;
+        }
+        info!(pid = self.pid(), "started");
+        Ok(())
+    }
+
+    async fn start_by_socket(&mut self) -> Result<()> {
+        let socket = self.socket.as_ref().expect("a created container keeps its init socket");
+        socket.send_start().await.map_err(|e| protocol_err(&self.id, e))?;
+        loop {
+            match socket.recv().await {
+                // sync 5: EOF, the close-on-exec socket went with the exec.
+                Err(corral_protocol::Error::Closed) => return Ok(()),
+                Ok((ToParent::Log(record), _)) => emit(&record),
+                Ok((ToParent::Error(source), _)) => {
+                    self.process().wait().await.map_err(|e| Error::sys("wait for init", e))?;
+                    return Err(Error::Init { container_id: self.id.clone(), source });
+                }
+                Ok((other, _)) => {
+                    let kind = message_kind(&other);
+                    return Err(protocol_err(&self.id, corral_protocol::Error::Unexpected { kind }));
+                }
+                Err(e) => return Err(protocol_err(&self.id, e)),
+            }
+        }
+    }
+
+    /// Waits for the container's process to exit.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe, and may be awaited from several tasks at once (through
+    /// a shared reference): all see the same status.
+    pub async fn wait(&self) -> Result<ExitStatus> {
+        let status = self.process().wait().await.map_err(|e| Error::sys("waitid on pidfd", e))?;
+        info!(container_id = %self.id, %status, "exited");
+        Ok(status)
+    }
+
+    /// Sends `signal` to the container's process through its pidfd.
+    pub fn kill(&self, signal: i32) -> Result<()> {
+        self.process()
+            .signal(signal)
+            .map_err(|e| Error::sys(format!("pidfd_send_signal {signal} to container {:?}", self.id), e))
+    }
+
+    /// Removes what `create` made (the state dir, if any). The process must
+    /// have exited and been waited for; see [`Container::force_delete`].
+    pub async fn delete(mut self) -> Result<()> {
+        if self.process().try_wait().map_err(|e| Error::sys("waitid on pidfd", e))?.is_none() {
+            return Err(self.state_error("delete"));
+        }
+        self.remove_state()
+    }
+
+    /// Kills the process if it still runs, reaps it, then deletes.
+    pub async fn force_delete(mut self) -> Result<()> {
+        let _ = self.process().signal(libc::SIGKILL);
+        self.process().wait().await.map_err(|e| Error::sys("waitid on pidfd", e))?;
+        self.remove_state()
+    }
+
+    /// Lets the process outlive this handle (the command line's `create`):
+    /// no kill on drop and no parent-death signal was set. Its state dir
+    /// stays for later commands.
+    pub fn detach(mut self) {
+        self.process = None;
+    }
+
+    fn remove_state(&mut self) -> Result<()> {
+        if self.stored.take().is_some() {
+            self.runtime.state_dir()?.remove(&self.id)?;
+        }
+        Ok(())
+    }
+
+    fn state_error(&self, operation: &'static str) -> Error {
+        let state = match self.process.as_ref().map(|p| p.reaped()) {
+            Some(true) | None => "stopped",
+            Some(false) if self.started => "running",
+            Some(false) => "created",
+        };
+        Error::State { id: self.id.clone(), state, operation }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if let Some(process) = self.process.take() {
+            crate::reaper::kill_and_reap(process);
+        }
+    }
+}
+
+/// Creates a container: the parent's half of sync points 1–3.
+#[tracing::instrument(skip_all, fields(container_id = %id))]
+pub(crate) async fn create(runtime: Runtime, id: String, spec: Spec, opts: CreateOptions) -> Result<Container> {
+    crate::state::validate_id(&id)?;
+    let mut plan = plan::plan(&id, &spec, runtime.layout(), opts.start_via)?;
+    plan.init.no_pivot = opts.no_pivot;
+    let rootfs = spec.rootfs()?;
+    check_rootfs(&rootfs)?;
+    let state_dir = runtime.state_dir_opt().cloned();
+    if let Some(dir) = &state_dir {
+        dir.create(&id)?;
+    }
+    let mut guard = Abort { process: None, state: state_dir.clone().map(|d| (d, id.clone())) };
+    let made = match spawn_and_handshake(&runtime, &id, &plan.init, plan.clone_flags, opts, &mut guard).await {
+        Ok(made) => made,
+        Err(e) => {
+            guard.abort().await;
+            return Err(e);
+        }
+    };
+    let process = guard.process.take().expect("a spawned child is in the guard");
+    let mut container = made.into_container(runtime, id, process);
+    if let Some(dir) = state_dir {
+        let stored = match stored_state(&container, &spec, rootfs) {
+            Ok(stored) => stored,
+            Err(e) => {
+                guard.process = container.process.take();
+                guard.abort().await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = dir.write(&stored) {
+            guard.process = container.process.take();
+            guard.abort().await;
+            return Err(e);
+        }
+        container.stored = Some(stored);
+    }
+    guard.state = None;
+    info!(pid = container.pid(), "created");
+    Ok(container)
+}
+
+/// Undoes a half-made container: kills and reaps the child, removes the
+/// state dir. Explicitly on error paths ([`Abort::abort`]), from `Drop`
+/// when the create future is cancelled.
+struct Abort {
+    process: Option<PidFd>,
+    state: Option<(crate::state::StateDir, String)>,
+}
+
+impl Abort {
+    async fn abort(&mut self) {
+        if let Some(process) = self.process.take() {
+            let _ = process.signal(libc::SIGKILL);
+            let _ = process.wait().await;
+        }
+        if let Some((dir, id)) = self.state.take() {
+            let _ = dir.remove(&id);
+        }
+    }
+}
+
+impl Drop for Abort {
+    fn drop(&mut self) {
+        if let Some(process) = self.process.take() {
+            crate::reaper::kill_and_reap(process);
+        }
+        if let Some((dir, id)) = self.state.take() {
+            let _ = dir.remove(&id);
+        }
+    }
+}
+
+fn check_rootfs(rootfs: &std::path::Path) -> Result<()> {
+    match std::fs::metadata(rootfs) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::Rootfs {
+            path: rootfs.to_path_buf(),
+            source: std::io::Error::from(std::io::ErrorKind::NotADirectory),
+        }),
+        Err(source) => Err(Error::Rootfs { path: rootfs.to_path_buf(), source }),
+    }
+}
+
+fn stored_state(c: &Container, spec: &Spec, rootfs: std::path::PathBuf) -> Result<StoredState> {
+    let (_, start_time) = proc_stat(c.pid()).map_err(|e| Error::sys(format!("read /proc/{}/stat", c.pid()), e))?;
+    Ok(StoredState {
+        id: c.id.clone(),
+        pid: c.pid(),
+        start_time,
+        bundle: spec.bundle().to_path_buf(),
+        rootfs,
+        created: rfc3339_now(),
+        started: false,
+        annotations: spec.oci().annotations().clone().unwrap_or_default().into_iter().collect(),
+    })
+}
+
+/// A child that reported `Ready`.
+struct Made {
+    socket: InitSocket,
+    start_via: StartVia,
+    stdio: [Option<OwnedFd>; 3],
+    console: Option<OwnedFd>,
+}
+
+impl Made {
+    fn into_container(self, runtime: Runtime, id: String, process: PidFd) -> Container {
+        let [stdin, stdout, stderr] = self.stdio;
+        // Registration only fails without a reactor, and we are inside one.
+        let reg = "register a pipe with the running reactor";
+        Container {
+            id,
+            runtime,
+            process: Some(process),
+            socket: Some(self.socket),
+            start_via: self.start_via,
+            started: false,
+            stdin: stdin.map(|fd| stdio::into_stdin(fd).expect(reg)),
+            stdout: stdout.map(|fd| stdio::into_output(fd).expect(reg)),
+            stderr: stderr.map(|fd| stdio::into_output(fd).expect(reg)),
+            console: self.console,
+            stored: None,
+        }
+    }
+}
+
+async fn spawn_and_handshake(
+    runtime: &Runtime,
+    id: &str,
+    init: &corral_protocol::InitSpec,
+    clone_flags: u64,
+    opts: CreateOptions,
+    guard: &mut Abort,
+) -> Result<Made> {
+    let CreateOptions { stdio: [s0, s1, s2], detach, start_via, .. } = opts;
+    let prepared = [stdio::prepare(s0, 0)?, stdio::prepare(s1, 1)?, stdio::prepare(s2, 2)?];
+    let fifo = match start_via {
+        StartVia::Fifo => Some(runtime.state_dir()?.make_fifo(id)?),
+        StartVia::Socket => None,
+    };
+    let (parent_end, child_end) =
+        corral_protocol::socketpair().map_err(|e| protocol_err(id, e))?;
+    let spawned = clone_init(runtime, &prepared, child_end.as_fd(), clone_flags, detach)?;
+    drop(child_end);
+    let [p0, p1, p2] = prepared;
+    let stdio = [p0.parent, p1.parent, p2.parent];
+    debug!(pid = spawned.pid.as_raw_nonzero().get(), "cloned");
+    let process = guard.process.insert(
+        PidFd::new(spawned.pidfd, spawned.pid).map_err(|e| Error::sys("register pidfd", e))?,
+    );
+    let socket = InitSocket::new(parent_end).map_err(|e| Error::sys("register init socket", e))?;
+    let console = handshake(id, &socket, process, init, fifo.as_ref().map(|f| f.as_fd())).await?;
+    Ok(Made { socket, start_via, stdio, console })
+}
+
+/// `clone3` into the namespaces, then exec of `corral-init` (sync 0).
+fn clone_init(
+    runtime: &Runtime,
+    prepared: &[stdio::Prepared; 3],
+    child_end: std::os::fd::BorrowedFd<'_>,
+    clone_flags: u64,
+    detach: bool,
+) -> Result<sys::Spawned> {
+    let binary = runtime.init_binary()?;
+    // argv[1] names INIT_SOCKET_FD.
+    let argv: [*const c_char; 3] = [c"corral-init".as_ptr(), c"3".as_ptr(), std::ptr::null()];
+    let envp: [*const c_char; 1] = [std::ptr::null()];
+    let exec = match binary.fd() {
+        Some(fd) => InitExec::Fd(fd),
+        None => InitExec::Path(binary.path().expect("an init binary is a memfd or a path")),
+    };
+    let child = ChildPlan {
+        stdio: [prepared[0].child_fd(), prepared[1].child_fd(), prepared[2].child_fd()],
+        socket: child_end,
+        socket_target: INIT_SOCKET_FD,
+        init: exec,
+        argv: &argv,
+        envp: &envp,
+        kill_on_parent_death: !detach,
+    };
+    sys::spawn_init(clone_flags, &child).map_err(|e| Error::sys("clone3", e))
+}
+
+/// Sync 1–3: send the spec, relay logs and the console, until `Ready`.
+async fn handshake(
+    id: &str,
+    socket: &InitSocket,
+    process: &PidFd,
+    init: &corral_protocol::InitSpec,
+    fifo: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<Option<OwnedFd>> {
+    socket.send_spec(init, fifo).await.map_err(|e| protocol_err(id, e))?;
+    let mut console = None;
+    loop {
+        match socket.recv().await {
+            Ok((ToParent::Ready, _)) => return Ok(console),
+            Ok((ToParent::Log(record), _)) => emit(&record),
+            Ok((ToParent::Console, fd)) => console = fd,
+            Ok((ToParent::Error(source), _)) => {
+                return Err(Error::Init { container_id: id.to_owned(), source });
+            }
+            Err(corral_protocol::Error::Closed) => {
+                let status = process.wait().await.map_err(|e| Error::sys("wait for init", e))?;
+                return Err(Error::InitDied { container_id: id.to_owned(), status });
+            }
+            Err(e) => return Err(protocol_err(id, e)),
+        }
+    }
+}
+
+fn protocol_err(id: &str, source: corral_protocol::Error) -> Error {
+    Error::Protocol { container_id: id.to_owned(), source }
+}
+
+fn message_kind(msg: &ToParent) -> corral_protocol::Kind {
+    match msg {
+        ToParent::Ready => corral_protocol::Kind::Ready,
+        ToParent::Error(_) => corral_protocol::Kind::Error,
+        ToParent::Log(_) => corral_protocol::Kind::Log,
+        ToParent::Console => corral_protocol::Kind::Console,
+    }
+}
+
+/// Re-emits an init log record in the current (container) span.
+fn emit(r: &LogRecord) {
+    let path = r.path.as_ref().map(|p| p.as_path().to_owned());
+    let step = r.step.name();
+    match r.level {
+        LogLevel::Error => tracing::error!(step, ?path, "{}", r.message),
+        LogLevel::Warn => tracing::warn!(step, ?path, "{}", r.message),
+        LogLevel::Info => tracing::info!(step, ?path, "{}", r.message),
+        LogLevel::Debug => tracing::debug!(step, ?path, "{}", r.message),
+        LogLevel::Trace => tracing::trace!(step, ?path, "{}", r.message),
+    }
+}

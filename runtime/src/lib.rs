@@ -1,0 +1,49 @@
+//! corral: an async-first Linux container runtime.
+//!
+//! Create OCI containers from tokio, start them, and await their exit
+//! through pidfds, without a thread or a shim process per container.
+//!
+//! ```no_run
+//! # async fn demo() -> corral::Result<()> {
+//! use corral::{Runtime, Spec, Stdio};
+//! let rt = Runtime::builder().build()?;
+//! let spec = Spec::from_bundle("bundle/")?;
+//! let mut c = rt.create("job-42", spec).stdout(Stdio::piped()).await?; // created
+//! c.start().await?;                                                    // running
+//! let status = c.wait().await?;                                        // exited
+//! c.delete().await?;
+//! # let _ = status; Ok(()) }
+//! ```
+//!
+//! The init binary (`corral-init`) is built with this crate and embedded
+//! in it; each [`Runtime`] seals a copy into a memfd, so nothing needs to be
+//! installed beside a program that uses the library.
+
+mod cgroup_layout;
+mod channel;
+mod container;
+mod error;
+mod init_binary;
+mod pidfd;
+mod plan;
+mod reaper;
+mod runtime;
+mod spec;
+mod state;
+mod status;
+mod stdio;
+mod stored;
+mod sys;
+
+pub use container::Container;
+pub use corral_protocol::{InitError, Step};
+pub use error::{Error, Result};
+pub use plan::names::capability_name;
+pub use runtime::{Create, Runtime, RuntimeBuilder};
+pub use spec::{Spec, SpecBuilder};
+pub use state::{Status, StoredState};
+pub use status::ExitStatus;
+pub use stdio::{ContainerOutput, ContainerStdin, Stdio};
+
+/// The OCI types corral reads (re-exported `oci-spec`).
+pub use oci_spec;

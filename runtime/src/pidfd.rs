@@ -1,0 +1,101 @@
+//! Process handles over pidfds: exit waits that wake on the pidfd becoming
+//! readable (no polling, no thread, no SIGCHLD handler) and signals that
+//! can never reach a recycled pid.
+//!
+//! This module owns reaping: `waitid(P_PIDFD, ..)` is called only here, and
+//! the status is cached so that any number of waiters see it.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Mutex;
+
+use rustix::process::{Pid, WaitId, WaitIdOptions};
+use tokio::io::unix::AsyncFd;
+
+use crate::ExitStatus;
+
+/// A child process of this runtime, by pidfd.
+#[derive(Debug)]
+pub(crate) struct PidFd {
+    fd: AsyncFd<OwnedFd>,
+    pid: Pid,
+    status: Mutex<Option<ExitStatus>>,
+}
+
+impl PidFd {
+    /// Registers `fd` (from `CLONE_PIDFD` or `pidfd_open`) with the reactor.
+    pub fn new(fd: OwnedFd, pid: Pid) -> io::Result<Self> {
+        Ok(PidFd {
+            fd: crate::sys::register(fd, tokio::io::Interest::READABLE)?,
+            pid,
+            status: Mutex::new(None),
+        })
+    }
+
+    /// The pidfd.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.get_ref().as_fd()
+    }
+
+    /// Host pid.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// The exit status if the process has exited, reaping it.
+    pub fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
+        let mut status = self.status.lock().expect("no panics while holding the status lock");
+        if let Some(s) = *status {
+            return Ok(Some(s));
+        }
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+        let Some(raw) = rustix::process::waitid(WaitId::PidFd(self.fd.get_ref().as_fd()), options)? else {
+            return Ok(None);
+        };
+        let s = match (raw.exit_status(), raw.terminating_signal()) {
+            (Some(code), _) => ExitStatus::from_code(code),
+            (None, Some(signal)) => ExitStatus::from_signal(signal, raw.dumped()),
+            (None, None) => return Ok(None),
+        };
+        *status = Some(s);
+        Ok(Some(s))
+    }
+
+    /// Waits for exit: readiness of the pidfd, then `waitid`.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: the status is cached by whichever call reaps, so a
+    /// dropped future loses nothing and concurrent callers all see it.
+    pub async fn wait(&self) -> io::Result<ExitStatus> {
+        loop {
+            if let Some(s) = self.try_wait()? {
+                return Ok(s);
+            }
+            let mut guard = self.fd.readable().await?;
+            if self.try_wait()?.is_none() {
+                guard.clear_ready();
+            }
+        }
+    }
+
+    /// Sends `signal` through the pidfd. Fails with `ESRCH` once the
+    /// process has exited, even if its pid was reused.
+    pub fn signal(&self, signal: i32) -> io::Result<()> {
+        if self.status.lock().expect("no panics while holding the status lock").is_some() {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        crate::sys::pidfd_send_signal(self.fd.get_ref().as_fd(), signal)
+    }
+
+    /// Whether the process was reaped through this handle.
+    pub fn reaped(&self) -> bool {
+        self.status.lock().expect("no panics while holding the status lock").is_some()
+    }
+
+    /// `SIGKILL` then a blocking reap, for paths with no reactor (drop
+    /// outside a runtime). The wait is short: a killed process exits at once.
+    pub fn kill_and_reap_blocking(&self) {
+        let _ = self.signal(libc::SIGKILL);
+        let _ = rustix::process::waitid(WaitId::PidFd(self.fd.get_ref().as_fd()), WaitIdOptions::EXITED);
+    }
+}

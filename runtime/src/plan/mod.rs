@@ -1,0 +1,297 @@
+//! Validates a [`Spec`] and translates it into what the kernel and the
+//! init need: the `clone3` namespace flags and the [`InitSpec`]. Pure: the
+//! host facts it needs (cgroup layout) are passed in.
+//!
+//! Every field corral does not implement yet is refused with
+//! [`Error::Unsupported`] naming it; nothing is silently ignored.
+
+mod devices;
+mod mounts;
+pub(crate) mod names;
+
+use std::collections::HashSet;
+
+use corral_protocol::{CapSets, InitSpec, ProcessSpec, RawPath, Rlimit, StartVia};
+use oci_spec::runtime::{Linux, LinuxNamespaceType, Process};
+
+pub(crate) use mounts::CgroupContext;
+
+use crate::cgroup_layout::Layout;
+use crate::error::{Error, Result};
+use crate::spec::Spec;
+
+/// What `create` needs from a spec.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// `CLONE_NEW*` bits for `clone3`.
+    pub clone_flags: u64,
+    /// The init's instructions.
+    pub init: InitSpec,
+}
+
+/// Builds the plan for container `id`.
+pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) -> Result<Plan> {
+    let oci = spec.oci();
+    refuse_unsupported(oci)?;
+    let linux = oci.linux().as_ref().ok_or_else(|| Error::invalid("linux", "missing"))?;
+    let namespaces = namespaces(linux)?;
+    let has = |t: LinuxNamespaceType| namespaces.contains(&t);
+    if !has(LinuxNamespaceType::Mount) {
+        return Err(Error::invalid(
+            "linux.namespaces",
+            "a mount namespace is required (corral never mounts in the host's)",
+        ));
+    }
+    let root = oci.root().as_ref().ok_or_else(|| Error::invalid("root", "missing"))?;
+    let rootfs = spec.rootfs()?;
+    let process = oci.process().as_ref().ok_or_else(|| Error::invalid("process", "missing"))?;
+    if (oci.hostname().is_some() || oci.domainname().is_some()) && !has(LinuxNamespaceType::Uts) {
+        return Err(Error::invalid("hostname", "setting it needs a uts namespace"));
+    }
+    let cgroups = CgroupContext {
+        layout,
+        cgroupns: has(LinuxNamespaceType::Cgroup),
+    };
+    let mut mount_ops = Vec::new();
+    for (i, m) in oci.mounts().iter().flatten().enumerate() {
+        mount_ops.extend(mounts::translate(i, m, spec.bundle(), &cgroups)?);
+    }
+    let dev_is_bound = mount_ops
+        .iter()
+        .any(|m| m.destination.as_bytes() == b"/dev" && m.fstype.is_none());
+    let (devices, symlinks) = devices::plan(linux.devices().as_deref().unwrap_or(&[]), dev_is_bound)?;
+    let root_propagation = match linux.rootfs_propagation().as_deref() {
+        None | Some("") => libc::MS_SLAVE | libc::MS_REC,
+        Some(p) => mounts::propagation(p)
+            .ok_or_else(|| Error::invalid("linux.rootfsPropagation", format!("unknown value {p:?}")))?,
+    };
+    let init = InitSpec {
+        container_id: id.to_owned(),
+        rootfs: RawPath::from(rootfs),
+        root_propagation,
+        readonly_root: root.readonly().unwrap_or(false),
+        no_pivot: false,
+        mounts: mount_ops,
+        devices,
+        symlinks,
+        masked_paths: paths(linux.masked_paths()),
+        readonly_paths: paths(linux.readonly_paths()),
+        hostname: oci.hostname().clone(),
+        domainname: oci.domainname().clone(),
+        loopback_up: has(LinuxNamespaceType::Network),
+        sysctls: sysctls(linux, &namespaces)?,
+        process: process_spec(process)?,
+        start_via,
+    };
+    Ok(Plan {
+        clone_flags: namespaces.iter().map(|t| *t as u64).fold(0, |a, b| a | b),
+        init,
+    })
+}
+
+fn paths(list: &Option<Vec<String>>) -> Vec<RawPath> {
+    list.iter().flatten().map(|p| RawPath::from(p.as_str())).collect()
+}
+
+/// Refuses every field whose support comes later, naming it.
+fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
+    let later = |field: &str, what: &str| Err(Error::unsupported(field, format!("{what} are not implemented yet")));
+    if oci.hooks().is_some() {
+        return later("hooks", "hooks");
+    }
+    if let Some(p) = oci.process() {
+        if p.apparmor_profile().as_deref().is_some_and(|s| !s.is_empty()) {
+            return later("process.apparmorProfile", "AppArmor profiles");
+        }
+        if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
+            return later("process.selinuxLabel", "SELinux labels");
+        }
+        if p.io_priority().is_some() {
+            return later("process.ioPriority", "I/O priorities");
+        }
+        if p.scheduler().is_some() {
+            return later("process.scheduler", "scheduler settings");
+        }
+        if p.exec_cpu_affinity().is_some() {
+            return later("process.execCPUAffinity", "CPU affinities");
+        }
+    }
+    let Some(linux) = oci.linux() else { return Ok(()) };
+    if linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+    {
+        return later("linux.uidMappings", "user namespace id mappings");
+    }
+    if linux.seccomp().is_some() {
+        return later("linux.seccomp", "seccomp filters");
+    }
+    if linux.resources().as_ref().is_some_and(resources_requested) {
+        return later("linux.resources", "cgroup resource limits");
+    }
+    if linux.cgroups_path().is_some() {
+        return later("linux.cgroupsPath", "per-container cgroups");
+    }
+    if linux.intel_rdt().is_some() {
+        return later("linux.intelRdt", "Intel RDT settings");
+    }
+    if linux.personality().is_some() {
+        return later("linux.personality", "personalities");
+    }
+    if linux.time_offsets().is_some() {
+        return later("linux.timeOffsets", "time namespace offsets");
+    }
+    if linux.memory_policy().is_some() {
+        return later("linux.memoryPolicy", "memory policies");
+    }
+    if linux.net_devices().is_some() {
+        return later("linux.netDevices", "network device moves");
+    }
+    if linux.mount_label().as_deref().is_some_and(|s| !s.is_empty()) {
+        return later("linux.mountLabel", "SELinux mount labels");
+    }
+    Ok(())
+}
+
+/// Whether a `linux.resources` object asks for anything.
+fn resources_requested(r: &oci_spec::runtime::LinuxResources) -> bool {
+    r.devices().as_ref().is_some_and(|d| !d.is_empty())
+        || r.memory().is_some()
+        || r.cpu().is_some()
+        || r.pids().is_some()
+        || r.block_io().is_some()
+        || r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
+        || r.network().is_some()
+        || r.rdma().as_ref().is_some_and(|r| !r.is_empty())
+        || r.unified().as_ref().is_some_and(|u| !u.is_empty())
+}
+
+/// The namespace types to create, validated.
+fn namespaces(linux: &Linux) -> Result<Vec<LinuxNamespaceType>> {
+    let mut seen = Vec::new();
+    for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
+        let field = format!("linux.namespaces[{i}]");
+        if seen.contains(&ns.typ()) {
+            return Err(Error::invalid(field, format!("{} appears twice", ns.typ())));
+        }
+        if ns.path().is_some() {
+            return Err(Error::unsupported(
+                format!("{field}.path"),
+                "joining an existing namespace is not implemented yet",
+            ));
+        }
+        match ns.typ() {
+            LinuxNamespaceType::User => {
+                return Err(Error::unsupported(field, "user namespaces are not implemented yet"));
+            }
+            LinuxNamespaceType::Time => {
+                return Err(Error::unsupported(field, "time namespaces are not implemented yet"));
+            }
+            _ => seen.push(ns.typ()),
+        }
+    }
+    Ok(seen)
+}
+
+/// sysctls, each checked to belong to a namespace the container owns (as
+/// runc does): writing one would otherwise change the host.
+fn sysctls(linux: &Linux, namespaces: &[LinuxNamespaceType]) -> Result<Vec<(String, String)>> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+        "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+    ];
+    let mut out: Vec<(String, String)> = linux.sysctl().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+    out.sort();
+    for (key, _) in &out {
+        let field = format!("linux.sysctl[{key:?}]");
+        let needed = if IPC.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
+            LinuxNamespaceType::Ipc
+        } else if key.starts_with("net.") {
+            LinuxNamespaceType::Network
+        } else if key == "kernel.hostname" || key == "kernel.domainname" {
+            LinuxNamespaceType::Uts
+        } else {
+            return Err(Error::invalid(field, "not namespaced: setting it would change the host"));
+        };
+        if !namespaces.contains(&needed) {
+            return Err(Error::invalid(field, format!("needs a {needed} namespace")));
+        }
+        if key.contains('/') || key.split('.').any(|part| part.is_empty() || part == "..") {
+            return Err(Error::invalid(field, "malformed key"));
+        }
+    }
+    Ok(out)
+}
+
+fn process_spec(p: &Process) -> Result<ProcessSpec> {
+    let args = p.args().as_deref().unwrap_or(&[]);
+    if args.is_empty() || args[0].is_empty() {
+        return Err(Error::invalid("process.args", "empty: nothing to run"));
+    }
+    if !p.cwd().is_absolute() {
+        return Err(Error::invalid("process.cwd", format!("{:?} is not absolute", p.cwd())));
+    }
+    let env = p.env().as_deref().unwrap_or(&[]);
+    for (i, e) in env.iter().enumerate() {
+        if !e.contains('=') || e.contains('\0') {
+            return Err(Error::invalid(format!("process.env[{i}]"), format!("{e:?} is not KEY=value")));
+        }
+    }
+    let user = p.user();
+    Ok(ProcessSpec {
+        args: args.iter().map(|a| RawPath::from(a.as_str())).collect(),
+        env: env.iter().map(|e| RawPath::from(e.as_str())).collect(),
+        cwd: RawPath::from(p.cwd().as_path()),
+        terminal: p.terminal().unwrap_or(false),
+        console_size: p.console_size().map(|b| (clamp16(b.height()), clamp16(b.width()))),
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask(),
+        capabilities: capabilities(p)?,
+        no_new_privileges: p.no_new_privileges().unwrap_or(false),
+        rlimits: rlimits(p)?,
+        oom_score_adj: p.oom_score_adj(),
+    })
+}
+
+fn clamp16(v: u64) -> u16 {
+    v.min(u64::from(u16::MAX)) as u16
+}
+
+fn capabilities(p: &Process) -> Result<Option<CapSets>> {
+    let Some(caps) = p.capabilities() else {
+        return Ok(None);
+    };
+    let mask = |field: &str, set: &Option<HashSet<_>>| names::capability_mask(field, set.as_ref());
+    Ok(Some(CapSets {
+        bounding: mask("process.capabilities.bounding", caps.bounding())?,
+        effective: mask("process.capabilities.effective", caps.effective())?,
+        inheritable: mask("process.capabilities.inheritable", caps.inheritable())?,
+        permitted: mask("process.capabilities.permitted", caps.permitted())?,
+        ambient: mask("process.capabilities.ambient", caps.ambient())?,
+    }))
+}
+
+fn rlimits(p: &Process) -> Result<Vec<Rlimit>> {
+    let mut out = Vec::new();
+    for (i, r) in p.rlimits().iter().flatten().enumerate() {
+        let field = format!("process.rlimits[{i}]");
+        let resource = names::rlimit_number(r.typ())
+            .ok_or_else(|| Error::invalid(&field, format!("unknown type {:?}", r.typ())))?;
+        if r.soft() > r.hard() {
+            return Err(Error::invalid(field, format!("soft limit {} above hard limit {}", r.soft(), r.hard())));
+        }
+        if out.iter().any(|o: &Rlimit| o.resource == resource) {
+            return Err(Error::invalid(field, "type appears twice"));
+        }
+        out.push(Rlimit {
+            resource,
+            soft: r.soft(),
+            hard: r.hard(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

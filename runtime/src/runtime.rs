@@ -1,0 +1,201 @@
+//! [`Runtime`]: what is prepared once and shared by every container (the
+//! sealed init binary, the host's cgroup layout, the state dir), and the
+//! [`Create`] builder that starts a container.
+
+use std::future::{Future, IntoFuture};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use corral_protocol::StartVia;
+
+use crate::cgroup_layout::Layout;
+use crate::container::{self, Container};
+use crate::error::{Error, Result};
+use crate::init_binary::InitBinary;
+use crate::state::StateDir;
+use crate::stdio::Stdio;
+use crate::Spec;
+
+/// A container runtime: cheap to clone, shareable across tasks.
+#[derive(Clone, Debug)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Sealed on first use, so commands that start nothing never pay for it.
+    init: std::sync::OnceLock<InitBinary>,
+    init_path: Option<(PathBuf, bool)>,
+    layout: Layout,
+    state_dir: Option<StateDir>,
+}
+
+impl Runtime {
+    /// A builder with the defaults: the embedded init, no state dir.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// Starts creating container `id` from `spec`; configure stdio on the
+    /// returned [`Create`], then `.await` it.
+    pub fn create(&self, id: impl Into<String>, spec: Spec) -> Create {
+        Create {
+            runtime: self.clone(),
+            id: id.into(),
+            spec,
+            options: CreateOptions::default(),
+        }
+    }
+
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.inner.layout
+    }
+
+    pub(crate) fn init_binary(&self) -> Result<&InitBinary> {
+        if let Some(init) = self.inner.init.get() {
+            return Ok(init);
+        }
+        let init = match &self.inner.init_path {
+            Some((path, seal)) => InitBinary::from_path(path, *seal)?,
+            None => InitBinary::embedded()?,
+        };
+        // A concurrent first use may have won; either copy is as good.
+        Ok(self.inner.init.get_or_init(|| init))
+    }
+
+    pub(crate) fn state_dir_opt(&self) -> Option<&StateDir> {
+        self.inner.state_dir.as_ref()
+    }
+
+    pub(crate) fn state_dir(&self) -> Result<&StateDir> {
+        self.state_dir_opt().ok_or_else(|| Error::StateDir {
+            path: PathBuf::new(),
+            source: std::io::Error::other("this runtime has no state dir (RuntimeBuilder::state_dir)"),
+        })
+    }
+}
+
+/// Builds a [`Runtime`].
+#[derive(Debug, Default)]
+pub struct RuntimeBuilder {
+    state_dir: Option<PathBuf>,
+    init_path: Option<PathBuf>,
+    seal_init: bool,
+}
+
+impl RuntimeBuilder {
+    /// Keeps each container's state under `dir/<id>/` so that other
+    /// processes (the command line) can find it. Without it, containers
+    /// live only as in-memory handles.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Execs this `corral-init` instead of the embedded one. With `seal`,
+    /// it is copied into a sealed memfd first (recommended: a container
+    /// can then never reach the file).
+    pub fn init_binary(mut self, path: impl Into<PathBuf>, seal: bool) -> Self {
+        self.init_path = Some(path.into());
+        self.seal_init = seal;
+        self
+    }
+
+    /// Prepares the runtime: reads the host's cgroup layout. The init
+    /// binary is sealed into its memfd at the first `create`.
+    pub fn build(self) -> Result<Runtime> {
+        let layout = Layout::detect().map_err(|e| Error::sys("read the cgroup layout", e))?;
+        let state_dir = self.state_dir.map(StateDir::new);
+        let init_path = self.init_path.map(|p| (p, self.seal_init));
+        let inner = Inner { init: std::sync::OnceLock::new(), init_path, layout, state_dir };
+        Ok(Runtime { inner: Arc::new(inner) })
+    }
+}
+
+/// How to create one container. See [`Runtime::create`].
+#[derive(Debug)]
+pub(crate) struct CreateOptions {
+    pub stdio: [Stdio; 3],
+    pub detach: bool,
+    pub start_via: StartVia,
+    pub no_pivot: bool,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            stdio: [Stdio::Inherit, Stdio::Inherit, Stdio::Inherit],
+            detach: false,
+            start_via: StartVia::Socket,
+            no_pivot: false,
+        }
+    }
+}
+
+/// A container being created; `.await` it for a [`Container`] in the
+/// created state (its init waits, set up, for [`Container::start`]).
+///
+/// # Cancel safety
+/// Dropping the future before it completes kills and reaps the
+/// half-created child and removes its state dir.
+#[must_use = "a Create does nothing until awaited"]
+#[derive(Debug)]
+pub struct Create {
+    runtime: Runtime,
+    id: String,
+    spec: Spec,
+    options: CreateOptions,
+}
+
+impl Create {
+    /// The container's stdin (fd 0).
+    pub fn stdin(mut self, stdio: Stdio) -> Self {
+        self.options.stdio[0] = stdio;
+        self
+    }
+
+    /// The container's stdout (fd 1).
+    pub fn stdout(mut self, stdio: Stdio) -> Self {
+        self.options.stdio[1] = stdio;
+        self
+    }
+
+    /// The container's stderr (fd 2).
+    pub fn stderr(mut self, stdio: Stdio) -> Self {
+        self.options.stdio[2] = stdio;
+        self
+    }
+
+    /// Whether the container outlives this process: no parent-death
+    /// signal. Use with [`Container::detach`].
+    pub fn detached(mut self, detached: bool) -> Self {
+        self.options.detach = detached;
+        self
+    }
+
+    /// `chroot` instead of `pivot_root` (for a rootfs on an initramfs,
+    /// which cannot be pivoted).
+    pub fn no_pivot(mut self, no_pivot: bool) -> Self {
+        self.options.no_pivot = no_pivot;
+        self
+    }
+
+    /// The init waits on a FIFO in the state dir instead of the socket, so
+    /// that another process can start it (the command line's `create`).
+    /// Needs a state dir.
+    pub fn start_via_fifo(mut self) -> Self {
+        self.options.start_via = StartVia::Fifo;
+        self
+    }
+}
+
+impl IntoFuture for Create {
+    type Output = Result<Container>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<Container>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(container::create(self.runtime, self.id, self.spec, self.options))
+    }
+}
