@@ -1,0 +1,164 @@
+//! `corral`: the runc-compatible command line over the corral library.
+//!
+//! This crate parses runc's flags, prints runc's formats and maps errors
+//! to runc's exit codes; every container operation is a library call.
+
+mod console;
+mod lifecycle;
+mod query;
+mod report;
+mod signal;
+mod spec;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Global flags, as runc spells them.
+#[derive(Debug, Parser)]
+#[command(name = "corral", version, about = "An async-first OCI container runtime (runc-compatible)")]
+pub struct Cli {
+    /// Root directory for container state.
+    #[arg(long, global = true, default_value = "/run/corral")]
+    root: PathBuf,
+    /// Write errors (and with --debug, debug events) to this file.
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Format of --log: text or json.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Log debug events.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Use systemd cgroups (not supported: corral manages cgroupfs itself).
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
+    /// Rootless mode: auto, true or false (accepted for compatibility).
+    #[arg(long, global = true)]
+    rootless: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options shared by `create` and `run`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Bundle directory (holds config.json).
+    #[arg(long, short = 'b', default_value = ".")]
+    bundle: PathBuf,
+    /// Write the container's pid here.
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// Unix socket that receives the console's pty master.
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    /// Use chroot instead of pivot_root (for initramfs roots).
+    #[arg(long)]
+    no_pivot: bool,
+    /// Accepted for compatibility: corral does not create session keyrings.
+    #[arg(long)]
+    no_new_keyring: bool,
+    /// Pass N extra fds (3..3+N) to the container.
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: u32,
+    /// Container id.
+    id: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a container; its process waits for `start`.
+    Create(CreateArgs),
+    /// Start a created container.
+    Start {
+        /// Container id.
+        id: String,
+    },
+    /// Create and start a container, then wait for it (or --detach).
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Return once the container runs.
+        #[arg(long, short = 'd')]
+        detach: bool,
+    },
+    /// Print a container's state as JSON.
+    State {
+        /// Container id.
+        id: String,
+    },
+    /// Send a signal to a container's process (default SIGTERM).
+    Kill {
+        /// Signal every process of the container (accepted; pid namespaces
+        /// end with their init).
+        #[arg(long, short = 'a')]
+        all: bool,
+        /// Container id.
+        id: String,
+        /// Signal name or number.
+        signal: Option<String>,
+    },
+    /// Delete a container.
+    Delete {
+        /// Kill a running container first.
+        #[arg(long, short = 'f')]
+        force: bool,
+        /// Container id.
+        id: String,
+    },
+    /// List containers.
+    #[command(alias = "ps-all")]
+    List {
+        /// table or json.
+        #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        /// Print ids only.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Write a default config.json.
+    Spec {
+        /// Where to write it.
+        #[arg(long, short = 'b', default_value = ".")]
+        bundle: PathBuf,
+        /// Accepted for compatibility; a rootless spec comes with user namespaces.
+        #[arg(long)]
+        rootless: bool,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let reporter = report::Reporter::new(cli.log.as_deref(), &cli.log_format, cli.debug);
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread tokio runtime builds");
+    let code = match tokio.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            reporter.error(&e);
+            1
+        }
+    };
+    // Do not wait for blocking stdin readers of a bridged console.
+    tokio.shutdown_background();
+    std::process::exit(code);
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    if cli.systemd_cgroup {
+        anyhow::bail!("--systemd-cgroup: unsupported: corral manages cgroupfs directly and no systemd driver is built in");
+    }
+    let rt = corral::Runtime::builder().state_dir(&cli.root).build()?;
+    match cli.command {
+        Command::Create(args) => lifecycle::create(&rt, args).await,
+        Command::Start { id } => lifecycle::start(&rt, &id).await,
+        Command::Run { create, detach } => lifecycle::run(&rt, create, detach).await,
+        Command::State { id } => query::state(&rt, &id),
+        Command::Kill { id, signal, all: _ } => query::kill(&rt, &id, signal.as_deref()),
+        Command::Delete { id, force } => query::delete(&rt, &id, force).await,
+        Command::List { format, quiet } => query::list(&rt, &format, quiet),
+        Command::Spec { bundle, rootless } => spec::write(&bundle, rootless),
+    }
+}
