@@ -348,13 +348,12 @@ impl std::fmt::Display for InitError {
         if let Some(path) = &self.path {
             write!(f, " on {:?}", path.as_path())?;
         }
-        if !self.message.is_empty() {
-            write!(f, ": {}", self.message)?;
+        // The message is the rendered chain and already names the errno.
+        match (self.message.is_empty(), self.errno) {
+            (false, _) => write!(f, ": {}", self.message),
+            (true, Some(errno)) => write!(f, ": {}", rustix::io::Errno::from_raw_os_error(errno)),
+            (true, None) => Ok(()),
         }
-        if let Some(errno) = self.errno {
-            write!(f, " ({})", rustix::io::Errno::from_raw_os_error(errno))?;
-        }
-        Ok(())
     }
 }
 

@@ -92,6 +92,8 @@ impl Container {
         match self.start_via {
             StartVia::Socket => self.start_by_socket().await?,
             StartVia::Fifo => {
+                // sync 4 (FIFO mode): opening the FIFO for reading releases
+                // the init; nobody observes sync 5 on this path.
                 let state = self.runtime.state_dir()?;
                 crate::stored::release_fifo(&state.dir(&self.id), self.process().as_fd()).await?;
             }
@@ -108,12 +110,14 @@ impl Container {
 
     async fn start_by_socket(&mut self) -> Result<()> {
         let socket = self.socket.as_ref().expect("a created container keeps its init socket");
+        // sync 4: Start.
         socket.send_start().await.map_err(|e| protocol_err(&self.id, e))?;
         loop {
             match socket.recv().await {
                 // sync 5: EOF, the close-on-exec socket went with the exec.
                 Err(corral_protocol::Error::Closed) => return Ok(()),
                 Ok((ToParent::Log(record), _)) => emit(&record),
+                // sync 5 failed: the init reports Error{step: exec} and exits.
                 Ok((ToParent::Error(source), _)) => {
                     self.process().wait().await.map_err(|e| Error::sys("wait for init", e))?;
                     return Err(Error::Init { container_id: self.id.clone(), source });
@@ -232,6 +236,7 @@ pub(crate) async fn create(runtime: Runtime, id: String, spec: Spec, opts: Creat
         container.stored = Some(stored);
     }
     guard.state = None;
+    // sync 3: Created. From here the handle, not the guard, owns the child.
     info!(pid = container.pid(), "created");
     Ok(container)
 }
@@ -337,6 +342,7 @@ async fn spawn_and_handshake(
     };
     let (parent_end, child_end) =
         corral_protocol::socketpair().map_err(|e| protocol_err(id, e))?;
+    // sync 0: clone3 into the namespaces; the child execs corral-init.
     let spawned = clone_init(runtime, &prepared, child_end.as_fd(), clone_flags, detach)?;
     drop(child_end);
     let [p0, p1, p2] = prepared;
@@ -386,22 +392,40 @@ async fn handshake(
     init: &corral_protocol::InitSpec,
     fifo: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<Option<OwnedFd>> {
-    socket.send_spec(init, fifo).await.map_err(|e| protocol_err(id, e))?;
+    // sync 1: the spec (+ the FIFO's O_PATH fd in FIFO mode).
+    if let Err(e) = socket.send_spec(init, fifo).await {
+        if !peer_gone(&e) {
+            return Err(protocol_err(id, e));
+        }
+    }
     let mut console = None;
     loop {
         match socket.recv().await {
+            // sync 2: setup done; the init waits for the start signal.
             Ok((ToParent::Ready, _)) => return Ok(console),
             Ok((ToParent::Log(record), _)) => emit(&record),
+            // Between sync 1 and 2: the pty master, when process.terminal.
             Ok((ToParent::Console, fd)) => console = fd,
             Ok((ToParent::Error(source), _)) => {
                 return Err(Error::Init { container_id: id.to_owned(), source });
             }
-            Err(corral_protocol::Error::Closed) => {
+            // The child went away before it could speak: ECONNRESET when it
+            // died with our spec frame unread (e.g. exec of corral-init failed).
+            Err(e) if peer_gone(&e) => {
                 let status = process.wait().await.map_err(|e| Error::sys("wait for init", e))?;
                 return Err(Error::InitDied { container_id: id.to_owned(), status });
             }
             Err(e) => return Err(protocol_err(id, e)),
         }
+    }
+}
+
+fn peer_gone(e: &corral_protocol::Error) -> bool {
+    use rustix::io::Errno;
+    match e {
+        corral_protocol::Error::Closed => true,
+        corral_protocol::Error::Io { errno, .. } => *errno == Errno::CONNRESET || *errno == Errno::PIPE,
+        _ => false,
     }
 }
 

@@ -1,0 +1,98 @@
+//! Start-up latency: create + start + wait of the static `true` with pid,
+//! mount, uts and ipc namespaces, through the library and through the
+//! `corral run` command, beside `runc run` and `crun run` of the very same
+//! bundle in the same run.
+//!
+//! `cargo bench -p corral-benches --bench startup` (root; runc and crun
+//! from `bash scripts/setup.sh`).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use corral_benches::{make_bundle, reexec_in_private_mounts, require_root};
+use criterion::{BenchmarkId, Criterion};
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+fn next_id(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Runs `<runtime> --root <root> run --bundle <bundle> <id>`; panics on failure.
+fn run_cli(runtime: &Path, root: &Path, bundle: &Path, prefix: &str) {
+    let status = Command::new(runtime)
+        .arg("--root")
+        .arg(root)
+        .args(["run", "--bundle"])
+        .arg(bundle)
+        .arg(next_id(prefix))
+        .stdin(Stdio::null())
+        .status()
+        .expect("spawn runtime");
+    assert!(status.success(), "{runtime:?} run failed: {status}");
+}
+
+fn corral_cli() -> std::path::PathBuf {
+    // target/release/deps/startup-xxxx -> target/release/corral
+    let exe = std::env::current_exe().expect("current exe");
+    let path = exe.parent().and_then(Path::parent).expect("target dir").join("corral");
+    assert!(path.exists(), "{path:?} missing: cargo build --release -p corral-cli first");
+    path
+}
+
+fn startup(c: &mut Criterion) {
+    let tmp = std::env::temp_dir().join(format!("corral-bench-startup-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let bundle = make_bundle(&tmp, &["/bin/true"]);
+    let roots = tmp.join("roots");
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
+    let rt = corral::Runtime::builder().build().expect("runtime");
+    let spec = corral::Spec::from_bundle(&bundle).expect("spec");
+
+    let mut group = c.benchmark_group("startup");
+    group.sample_size(60).measurement_time(Duration::from_secs(8));
+    let ns = "pid-mnt-uts-ipc";
+    group.bench_function(BenchmarkId::new("corral-lib", ns), |b| {
+        b.to_async(&tokio).iter(|| async {
+            let mut c = rt.create(next_id("lib"), spec.clone()).await.expect("create");
+            c.start().await.expect("start");
+            assert!(c.wait().await.expect("wait").success());
+            c.delete().await.expect("delete");
+        })
+    });
+    let cli = corral_cli();
+    group.bench_function(BenchmarkId::new("corral-run", ns), |b| {
+        b.iter(|| run_cli(&cli, &roots.join("corral"), &bundle, "cli"))
+    });
+    for peer in ["crun", "runc"] {
+        let Ok(path) = which(peer) else {
+            eprintln!("{peer} not installed: bash scripts/setup.sh");
+            continue;
+        };
+        group.bench_function(BenchmarkId::new(format!("{peer}-run"), ns), |b| {
+            b.iter(|| run_cli(&path, &roots.join(peer), &bundle, peer))
+        });
+    }
+    group.finish();
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
+        .ok_or(())
+}
+
+fn main() {
+    require_root();
+    reexec_in_private_mounts();
+    let mut c = Criterion::default().configure_from_args();
+    startup(&mut c);
+    c.final_summary();
+}

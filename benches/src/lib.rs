@@ -1,0 +1,61 @@
+//! Shared set-up for corral's benches: one OCI bundle over the static test
+//! rootfs that corral, runc and crun all run, and the private mount
+//! namespace in which crun 1.8 accepts this project's hybrid cgroup hosts.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Exits with a message unless root (benches start containers).
+pub fn require_root() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("these benches start containers: run them as root");
+        std::process::exit(2);
+    }
+}
+
+/// Re-executes this bench inside a private mount namespace without the
+/// cgroup2 `unified` mount of a hybrid host (via util-linux `unshare`), so
+/// that crun 1.8 runs; every runtime in the bench then sees the same
+/// mounts. The host's own mount table is untouched.
+pub fn reexec_in_private_mounts() {
+    const MARK: &str = "CORRAL_BENCH_PRIVATE_MOUNTS";
+    if std::env::var_os(MARK).is_some() {
+        return;
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let status = Command::new("unshare")
+        .args(["-m", "--propagation", "slave", "sh", "-c"])
+        .arg("umount /sys/fs/cgroup/unified 2>/dev/null; exec \"$0\" \"$@\"")
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(MARK, "1")
+        .status()
+        .expect("run util-linux unshare");
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+/// A bundle in `dir` running `args`: `runc spec`'s config with no terminal,
+/// no network namespace, no cgroup resources (corral's cgroups come
+/// later), the rootfs from `corral_testbins::build_rootfs`.
+pub fn make_bundle(dir: &Path, args: &[&str]) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    corral_testbins::build_rootfs(&rootfs).expect("build the test rootfs");
+    let status = Command::new("runc").arg("spec").current_dir(dir).status();
+    assert!(
+        status.is_ok_and(|s| s.success()) || dir.join("config.json").exists(),
+        "`runc spec` failed: install Debian's runc (bash scripts/setup.sh)"
+    );
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read config.json")).expect("parse config.json");
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] = serde_json::json!(args);
+    let linux = config["linux"].as_object_mut().expect("linux object");
+    linux.remove("resources");
+    linux.insert(
+        "namespaces".into(),
+        serde_json::json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]),
+    );
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("serialise")).expect("write config.json");
+    dir.to_path_buf()
+}

@@ -1,0 +1,134 @@
+//! A container starts, runs and is reaped through the library: exit codes,
+//! signals, pid 1, hostname, the container's view of mounts and /proc, its
+//! namespaces, and piped stdio.
+
+use corral::Stdio;
+use corral_tests::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn exit_code_propagates() {
+    require_root();
+    let rt = runtime();
+    let (status, _) = run_capture(&rt, probe_spec(&["/probe", "exit", "7"])).await.unwrap();
+    assert_eq!(status.code(), Some(7));
+    assert_eq!(status.shell_code(), 7);
+}
+
+#[tokio::test]
+async fn killing_by_signal_is_reported_as_that_signal() {
+    require_root();
+    let rt = runtime();
+    let mut c = rt.create(unique_id("sig"), probe_spec(&["/bin/sleep", "100"])).await.unwrap();
+    c.start().await.unwrap();
+    c.kill(libc::SIGKILL).unwrap();
+    let status = c.wait().await.unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    assert_eq!(status.shell_code(), 137);
+    c.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn wait_may_be_awaited_from_many_tasks() {
+    require_root();
+    let rt = runtime();
+    let mut c = rt.create(unique_id("waiters"), probe_spec(&["/probe", "exit", "3"])).await.unwrap();
+    c.start().await.unwrap();
+    let c = std::sync::Arc::new(c);
+    let waiters: Vec<_> = (0..4)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.wait().await.unwrap() })
+        })
+        .collect();
+    for w in waiters {
+        assert_eq!(w.await.unwrap().code(), Some(3));
+    }
+}
+
+#[tokio::test]
+async fn process_is_pid_1_and_sees_only_its_own_processes() {
+    require_root();
+    let info = probe_info(&runtime(), probe_spec(&["/probe", "info"])).await.unwrap();
+    assert_eq!(info["pid"], 1);
+    assert_eq!(info["procs"], serde_json::json!([1]));
+}
+
+#[tokio::test]
+async fn hostname_is_set_in_its_uts_namespace() {
+    require_root();
+    let mut spec = probe_spec(&["/probe", "info"]);
+    spec.oci_mut().set_hostname(Some("box-7".into()));
+    let info = probe_info(&runtime(), spec).await.unwrap();
+    assert_eq!(info["hostname"], "box-7");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_ne!(host.trim(), "box-7");
+}
+
+#[tokio::test]
+async fn host_mounts_are_invisible_and_none_leak_to_the_host() {
+    require_root();
+    let info = probe_info(&runtime(), probe_spec(&["/probe", "info"])).await.unwrap();
+    let mounts: Vec<&str> = info["mounts"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    assert_eq!(mounts[0], "/", "{mounts:?}");
+    for m in &mounts {
+        assert!(
+            ["/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"].iter().any(|ok| m == ok)
+                || m.starts_with("/sys/fs/cgroup")
+                || m.starts_with("/proc/")
+                || m.starts_with("/sys/"),
+            "unexpected mount {m} in {mounts:?}"
+        );
+    }
+    assert!(!mounts.iter().any(|m| m.starts_with("/work") || m.starts_with("/mnt")), "{mounts:?}");
+    assert!(host_mounts_under(shared_rootfs()).is_empty());
+}
+
+#[tokio::test]
+async fn namespaces_differ_from_the_hosts() {
+    require_root();
+    let info = probe_info(&runtime(), probe_spec(&["/probe", "info"])).await.unwrap();
+    for ns in ["pid", "mnt", "uts", "ipc"] {
+        assert_ne!(info["ns"][ns], host_ns(ns), "{ns}");
+    }
+    // Not asked for: shared with the host.
+    assert_eq!(info["ns"]["net"], host_ns("net"));
+}
+
+#[tokio::test]
+async fn piped_stdin_round_trips_through_cat() {
+    require_root();
+    let rt = runtime();
+    let mut c = rt
+        .create(unique_id("cat"), probe_spec(&["/bin/cat"]))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .await
+        .unwrap();
+    let mut stdin = c.take_stdin().unwrap();
+    let mut stdout = c.take_stdout().unwrap();
+    c.start().await.unwrap();
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let writer = {
+        let payload = payload.clone();
+        tokio::spawn(async move {
+            stdin.write_all(&payload).await.unwrap();
+            // Dropping stdin closes the pipe: cat sees EOF.
+        })
+    };
+    let mut got = Vec::new();
+    stdout.read_to_end(&mut got).await.unwrap();
+    writer.await.unwrap();
+    assert_eq!(c.wait().await.unwrap().code(), Some(0));
+    assert_eq!(got, payload);
+    c.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn container_sees_only_stdio_fds() {
+    require_root();
+    let (status, out) = run_capture(&runtime(), probe_spec(&["/probe", "fds"])).await.unwrap();
+    assert!(status.success());
+    assert_eq!(out.trim(), "[0,1,2]");
+}
