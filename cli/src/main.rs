@@ -33,8 +33,9 @@ pub struct Cli {
     /// Use systemd cgroups (not supported: corral manages cgroupfs itself).
     #[arg(long, global = true)]
     systemd_cgroup: bool,
-    /// Rootless mode: auto, true or false (accepted for compatibility).
-    #[arg(long, global = true)]
+    /// Rootless mode: auto, true or false (`spec --rootless` asks for a
+    /// rootless config, which needs user namespaces: not yet supported).
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -121,9 +122,6 @@ enum Command {
         /// Where to write it.
         #[arg(long, short = 'b', default_value = ".")]
         bundle: PathBuf,
-        /// Accepted for compatibility; a rootless spec comes with user namespaces.
-        #[arg(long)]
-        rootless: bool,
     },
 }
 
@@ -159,6 +157,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Kill { id, signal, all: _ } => query::kill(&rt, &id, signal.as_deref()),
         Command::Delete { id, force } => query::delete(&rt, &id, force).await,
         Command::List { format, quiet } => query::list(&rt, &format, quiet),
-        Command::Spec { bundle, rootless } => spec::write(&bundle, rootless),
+        Command::Spec { bundle } => spec::write(&bundle, cli.rootless.as_deref() == Some("true")),
     }
 }

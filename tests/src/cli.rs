@@ -31,7 +31,9 @@ use crate::{TempDir, build_busybox_rootfs, host_mounts_under, unique_id};
 pub const HANG_GUARD: Duration = Duration::from_secs(60);
 
 /// The `corral` binary built by crate `corral-cli`: `target/<profile>/corral`,
-/// next to the `deps/` directory holding this test executable.
+/// next to the `deps/` directory holding this test executable. Cargo cannot
+/// make another package's binary a dependency of these tests, so it must be
+/// built (and rebuilt after changes) with `cargo build` first.
 ///
 /// # Panics
 ///
@@ -43,8 +45,8 @@ pub fn corral_bin() -> PathBuf {
         Some(bin) if bin.is_file() => bin,
         _ => panic!(
             "the corral CLI binary is not built (looked for {bin:?}, next to the test executable's \
-             deps/ dir): build it with `cargo build -p corral-cli` (the README's \
-             `cargo build --workspace && cargo test --workspace` does) before running these tests"
+             deps/ dir): run `cargo build -p corral-cli` (or `cargo build --workspace`) before \
+             `cargo test`; `cargo test` alone does not build another package's binary"
         ),
     }
 }
@@ -156,12 +158,11 @@ impl Cli {
         S: AsRef<OsStr>,
     {
         let (mut cmd, shown) = self.command(args);
-        let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
-            .expect("openpt");
+        let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
+        let master = rustix::pty::openpt(flags).expect("openpt");
         rustix::pty::grantpt(&master).expect("grantpt");
         rustix::pty::unlockpt(&master).expect("unlockpt");
-        let slave = rustix::pty::ioctl_tiocgptpeer(&master, OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
-            .expect("open pty slave (TIOCGPTPEER)");
+        let slave = rustix::pty::ioctl_tiocgptpeer(&master, flags).expect("open pty slave (TIOCGPTPEER)");
         let stderr = memfd("stderr");
         cmd.stdin(Stdio::from(slave.try_clone().expect("dup pty slave")))
             .stdout(Stdio::from(slave))
@@ -267,7 +268,8 @@ impl Output {
 
 impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}`: {}\n--- stdout ---\n{:?}\n--- stderr ---\n{}", self.command, self.status, self.stdout, self.stderr)
+        let Output { command, status, stdout, stderr } = self;
+        write!(f, "`{command}`: {status}\n--- stdout ---\n{stdout:?}\n--- stderr ---\n{stderr}")
     }
 }
 
@@ -478,7 +480,8 @@ impl Bundle {
             .stdin(Stdio::null())
             .output()
             .expect("run `runc spec`");
-        assert!(out.status.success(), "`runc spec` in {dir:?}: {}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "`runc spec` in {dir:?}: {}: {stderr}", out.status);
         let mut bundle = Bundle::load(dir);
         let linux = bundle.config["linux"].as_object_mut().expect("runc's default config has linux");
         linux.remove("resources");
@@ -615,9 +618,11 @@ impl ConsoleSocket {
         rustix::net::recvmsg(&stream, &mut [std::io::IoSliceMut::new(&mut name)], &mut control, RecvFlags::CMSG_CLOEXEC)
             .expect("recvmsg on console socket");
         for msg in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(mut fds) = msg
-                && let Some(fd) = fds.next()
-            {
+            let fd = match msg {
+                RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+                _ => None,
+            };
+            if let Some(fd) = fd {
                 return fd;
             }
         }

@@ -40,16 +40,11 @@ fn check_both(corral: &Output, runc: &Output, expect: impl Fn(&Output)) {
     );
 }
 
-fn args_of<'a>(bundle: &'a Path, extra: &'a [&'a str], id: &'a str) -> Vec<&'a OsStr> {
-    let mut v: Vec<&OsStr> = vec![OsStr::new("--bundle"), bundle.as_os_str()];
-    v.extend(extra.iter().map(OsStr::new));
-    v.push(OsStr::new(id));
-    v
-}
-
+/// `create --bundle <bundle> <extra...> <id>`.
 fn create(cli: &Cli, bundle: &Path, extra: &[&str], id: &str) -> Output {
-    let mut args = vec![OsStr::new("create")];
-    args.extend(args_of(bundle, extra, id));
+    let mut args = vec![OsStr::new("create"), OsStr::new("--bundle"), bundle.as_os_str()];
+    args.extend(extra.iter().map(OsStr::new));
+    args.push(OsStr::new(id));
     cli.exec(args)
 }
 
