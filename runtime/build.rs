@@ -22,11 +22,16 @@ fn main() {
 
 fn build_init(out_dir: &Path) -> PathBuf {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let workspace = manifest_dir.parent().expect("runtime/ lives in the workspace");
+    let workspace = manifest_dir
+        .parent()
+        .expect("runtime/ lives in the workspace");
     for dir in ["runtime-init", "protocol"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
-    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("Cargo.lock").display()
+    );
     let target = env::var("TARGET").expect("cargo sets TARGET");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // A target dir of its own: the outer cargo holds the lock on the
@@ -34,7 +39,14 @@ fn build_init(out_dir: &Path) -> PathBuf {
     let target_dir = out_dir.join("init-target");
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
-        .args(["build", "--release", "-p", "corral-init", "--target", &target])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "corral-init",
+            "--target",
+            &target,
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         // Static: no dynamic loader at each container start, and the same

@@ -17,7 +17,11 @@ use criterion::{BenchmarkId, Criterion};
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
 fn next_id(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Runs `<runtime> --root <root> run --bundle <bundle> <id>`; panics on failure.
@@ -37,8 +41,15 @@ fn run_cli(runtime: &Path, root: &Path, bundle: &Path, prefix: &str) {
 fn corral_cli() -> std::path::PathBuf {
     // target/release/deps/startup-xxxx -> target/release/corral
     let exe = std::env::current_exe().expect("current exe");
-    let path = exe.parent().and_then(Path::parent).expect("target dir").join("corral");
-    assert!(path.exists(), "{path:?} missing: cargo build --release -p corral-cli first");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("corral");
+    assert!(
+        path.exists(),
+        "{path:?} missing: cargo build --release -p corral-cli first"
+    );
     path
 }
 
@@ -48,16 +59,25 @@ fn startup(c: &mut Criterion) {
     std::fs::create_dir_all(&tmp).expect("temp dir");
     let bundle = make_bundle(&tmp, &["/bin/true"]);
     let roots = tmp.join("roots");
-    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
     let rt = corral::Runtime::builder().build().expect("runtime");
     let spec = corral::Spec::from_bundle(&bundle).expect("spec");
 
     let mut group = c.benchmark_group("startup");
-    group.sample_size(60).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(60)
+        .measurement_time(Duration::from_secs(8));
     let ns = "pid-mnt-uts-ipc";
     group.bench_function(BenchmarkId::new("corral-lib", ns), |b| {
         b.to_async(&tokio).iter(|| async {
-            let mut c = rt.create(next_id("lib"), spec.clone()).await.expect("create");
+            let mut c = rt
+                .create(next_id("lib"), spec.clone())
+                .await
+                .expect("create");
             c.start().await.expect("start");
             assert!(c.wait().await.expect("wait").success());
             c.delete().await.expect("delete");

@@ -47,7 +47,8 @@ pub fn make_bundle(dir: &Path, args: &[&str]) -> PathBuf {
     );
     let path = dir.join("config.json");
     let mut config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).expect("read config.json")).expect("parse config.json");
+        serde_json::from_slice(&std::fs::read(&path).expect("read config.json"))
+            .expect("parse config.json");
     config["process"]["terminal"] = false.into();
     config["process"]["args"] = serde_json::json!(args);
     let linux = config["linux"].as_object_mut().expect("linux object");
@@ -56,6 +57,10 @@ pub fn make_bundle(dir: &Path, args: &[&str]) -> PathBuf {
         "namespaces".into(),
         serde_json::json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]),
     );
-    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("serialise")).expect("write config.json");
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(&config).expect("serialise"),
+    )
+    .expect("write config.json");
     dir.to_path_buf()
 }

@@ -31,7 +31,8 @@ impl Bridge {
             None
         };
         let bridge_master = master.try_clone().context("dup pty master")?;
-        let reader = tokio::fs::File::from_std(master.try_clone().context("dup pty master")?.into());
+        let reader =
+            tokio::fs::File::from_std(master.try_clone().context("dup pty master")?.into());
         let mut writer = tokio::fs::File::from_std(bridge_master.into());
         let output = tokio::spawn(async move {
             let mut reader = reader;
@@ -41,7 +42,11 @@ impl Bridge {
         tokio::spawn(async move {
             let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut writer).await;
         });
-        let bridge = Bridge { master, saved, output: Some(output) };
+        let bridge = Bridge {
+            master,
+            saved,
+            output: Some(output),
+        };
         bridge.resize_from_caller();
         Ok(bridge)
     }
@@ -80,7 +85,12 @@ pub fn send_to_socket(path: &Path, master: OwnedFd) -> anyhow::Result<()> {
     let mut control = SendAncillaryBuffer::new(&mut space);
     control.push(SendAncillaryMessage::ScmRights(&fds));
     let name = b"/dev/ptmx";
-    rustix::net::sendmsg(&stream, &[std::io::IoSlice::new(name)], &mut control, SendFlags::empty())
-        .with_context(|| format!("send console to {path:?}"))?;
+    rustix::net::sendmsg(
+        &stream,
+        &[std::io::IoSlice::new(name)],
+        &mut control,
+        SendFlags::empty(),
+    )
+    .with_context(|| format!("send console to {path:?}"))?;
     Ok(())
 }

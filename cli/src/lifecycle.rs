@@ -44,7 +44,11 @@ pub async fn start(rt: &Runtime, id: &str) -> anyhow::Result<i32> {
 /// signals and bridging a terminal), or return at once with `--detach`.
 pub async fn run(rt: &Runtime, args: CreateArgs, detach: bool) -> anyhow::Result<i32> {
     let spec = load(&args)?;
-    let mut c = rt.create(&args.id, spec).detached(detach).no_pivot(args.no_pivot).await?;
+    let mut c = rt
+        .create(&args.id, spec)
+        .detached(detach)
+        .no_pivot(args.no_pivot)
+        .await?;
     let console = if args.console_socket.is_some() {
         hand_over_console(&mut c, &args)?;
         None
@@ -80,7 +84,9 @@ fn hand_over_console(c: &mut corral::Container, args: &CreateArgs) -> anyhow::Re
     match (&args.console_socket, c.take_console()) {
         (Some(path), Some(master)) => console::send_to_socket(path, master),
         (Some(_), None) => anyhow::bail!("--console-socket given but process.terminal is false"),
-        (None, Some(_)) => anyhow::bail!("process.terminal is true: --console-socket is required with create"),
+        (None, Some(_)) => {
+            anyhow::bail!("process.terminal is true: --console-socket is required with create")
+        }
         (None, None) => Ok(()),
     }
 }
@@ -100,7 +106,10 @@ async fn wait_forwarding_signals(
     ];
     let mut streams = Vec::new();
     for kind in kinds {
-        streams.push((kind.as_raw_value(), signal(kind).context("install signal handler")?));
+        streams.push((
+            kind.as_raw_value(),
+            signal(kind).context("install signal handler")?,
+        ));
     }
     let mut winch = signal(SignalKind::window_change()).context("install SIGWINCH handler")?;
     loop {

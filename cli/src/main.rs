@@ -16,7 +16,11 @@ use clap::{Parser, Subcommand};
 
 /// Global flags, as runc spells them.
 #[derive(Debug, Parser)]
-#[command(name = "corral", version, about = "An async-first OCI container runtime (runc-compatible)")]
+#[command(
+    name = "corral",
+    version,
+    about = "An async-first OCI container runtime (runc-compatible)"
+)]
 pub struct Cli {
     /// Root directory for container state.
     #[arg(long, global = true, default_value = "/run/corral")]
@@ -146,7 +150,9 @@ fn main() {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     if cli.systemd_cgroup {
-        anyhow::bail!("--systemd-cgroup: unsupported: corral manages cgroupfs directly and no systemd driver is built in");
+        anyhow::bail!(
+            "--systemd-cgroup: unsupported: corral manages cgroupfs directly and no systemd driver is built in"
+        );
     }
     let rt = corral::Runtime::builder().state_dir(&cli.root).build()?;
     match cli.command {

@@ -38,11 +38,21 @@ pub fn list(rt: &Runtime, format: &str, quiet: bool) -> anyhow::Result<i32> {
         let docs: Vec<_> = all.iter().map(|(s, st)| state_json(s, *st)).collect();
         println!("{}", serde_json::to_string(&docs)?);
     } else {
-        println!("{:<12} {:<8} {:<10} {:<40} {:<31} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+        println!(
+            "{:<12} {:<8} {:<10} {:<40} {:<31} OWNER",
+            "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+        );
         for (s, status) in &all {
             let pid = if *status == Status::Stopped { 0 } else { s.pid };
             let bundle = s.bundle.display();
-            println!("{:<12} {:<8} {:<10} {:<40} {:<31} root", s.id, pid, status.name(), bundle, s.created);
+            println!(
+                "{:<12} {:<8} {:<10} {:<40} {:<31} root",
+                s.id,
+                pid,
+                status.name(),
+                bundle,
+                s.created
+            );
         }
     }
     Ok(0)

@@ -23,7 +23,10 @@ impl Reporter {
         let builder = tracing_subscriber::fmt().with_env_filter(filter);
         let _ = match (&file, json) {
             (Some(f), true) => builder.json().with_writer(clone_writer(f)).try_init(),
-            (Some(f), false) => builder.with_ansi(false).with_writer(clone_writer(f)).try_init(),
+            (Some(f), false) => builder
+                .with_ansi(false)
+                .with_writer(clone_writer(f))
+                .try_init(),
             (None, _) => builder.with_writer(std::io::stderr).try_init(),
         };
         Reporter { file, json }
@@ -49,6 +52,8 @@ fn clone_writer(f: &std::fs::File) -> std::sync::Mutex<std::fs::File> {
 }
 
 fn now() -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
 }

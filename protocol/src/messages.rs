@@ -351,7 +351,11 @@ impl std::fmt::Display for InitError {
         // The message is the rendered chain and already names the errno.
         match (self.message.is_empty(), self.errno) {
             (false, _) => write!(f, ": {}", self.message),
-            (true, Some(errno)) => write!(f, ": {}", rustix::io::Errno::from_raw_os_error(errno)),
+            // Errno only names values the kernel can return (1..4096).
+            (true, Some(errno)) if (1..4096).contains(&errno) => {
+                write!(f, ": {}", rustix::io::Errno::from_raw_os_error(errno))
+            }
+            (true, Some(errno)) => write!(f, ": errno {errno}"),
             (true, None) => Ok(()),
         }
     }

@@ -25,7 +25,13 @@ fn spec(args: &[&str]) -> anyhow::Result<Spec> {
 
 async fn one(rt: Runtime, n: usize) -> anyhow::Result<Duration> {
     let t = Instant::now();
-    let mut c = rt.create(format!("farm-{}-{n}", std::process::id()), spec(&["/bin/true"])?).stdout(Stdio::null()).await?;
+    let mut c = rt
+        .create(
+            format!("farm-{}-{n}", std::process::id()),
+            spec(&["/bin/true"])?,
+        )
+        .stdout(Stdio::null())
+        .await?;
     c.start().await?;
     let status = c.wait().await?;
     anyhow::ensure!(status.success(), "container {n} exited with {status}");
@@ -36,14 +42,23 @@ async fn one(rt: Runtime, n: usize) -> anyhow::Result<Duration> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    anyhow::ensure!(rustix::process::geteuid().is_root(), "the farm starts containers: run it as root");
+    anyhow::ensure!(
+        rustix::process::geteuid().is_root(),
+        "the farm starts containers: run it as root"
+    );
     let mut args = std::env::args().skip(1);
     let total: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(300);
     let concurrency: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(32);
     let rt = Runtime::builder().build()?;
 
     // One container that shows what it sees.
-    let mut c = rt.create(format!("farm-probe-{}", std::process::id()), spec(&["/probe", "info"])?).stdout(Stdio::piped()).await?;
+    let mut c = rt
+        .create(
+            format!("farm-probe-{}", std::process::id()),
+            spec(&["/probe", "info"])?,
+        )
+        .stdout(Stdio::piped())
+        .await?;
     let mut out = c.take_stdout().expect("piped");
     c.start().await?;
     let mut text = String::new();
@@ -53,7 +68,11 @@ async fn main() -> anyhow::Result<()> {
     let info: serde_json::Value = serde_json::from_str(&text)?;
     println!(
         "probe: pid {} hostname {} uid {} sees {} mounts and procs {}",
-        info["pid"], info["hostname"], info["uid"], info["mounts"].as_array().map_or(0, |m| m.len()), info["procs"]
+        info["pid"],
+        info["hostname"],
+        info["uid"],
+        info["mounts"].as_array().map_or(0, |m| m.len()),
+        info["procs"]
     );
 
     let gate = Arc::new(Semaphore::new(concurrency));
@@ -80,14 +99,25 @@ async fn main() -> anyhow::Result<()> {
     }
     let wall = start.elapsed();
     lat.sort();
-    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
     println!(
         "ran {} containers ({} failed) at concurrency {} in {:.2?}: {:.0}/s",
-        lat.len(), failed, concurrency, wall, lat.len() as f64 / wall.as_secs_f64()
+        lat.len(),
+        failed,
+        concurrency,
+        wall,
+        lat.len() as f64 / wall.as_secs_f64()
     );
     println!(
         "create+start+wait latency: p50 {:.2?}  p90 {:.2?}  p99 {:.2?}  max {:.2?}",
-        pct(0.5), pct(0.9), pct(0.99), pct(1.0)
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(1.0)
     );
     anyhow::ensure!(failed == 0, "{failed} containers failed");
     Ok(())

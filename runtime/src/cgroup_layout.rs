@@ -94,7 +94,10 @@ fn parse_mount(line: &str, own: &[(Vec<&str>, &str)]) -> Option<Hierarchy> {
     let name = if mount_point == ROOT {
         String::new()
     } else {
-        mount_point.strip_prefix(ROOT)?.strip_prefix('/')?.to_owned()
+        mount_point
+            .strip_prefix(ROOT)?
+            .strip_prefix('/')?
+            .to_owned()
     };
     let selectors: Vec<&str> = super_opts
         .split(',')
@@ -106,7 +109,9 @@ fn parse_mount(line: &str, own: &[(Vec<&str>, &str)]) -> Option<Hierarchy> {
             if v2 {
                 set.is_empty()
             } else {
-                !set.is_empty() && set.iter().all(|c| selectors.contains(c)) && set.len() == selectors.len()
+                !set.is_empty()
+                    && set.iter().all(|c| selectors.contains(c))
+                    && set.len() == selectors.len()
             }
         })
         .map_or("/", |(_, p)| p);
@@ -124,8 +129,18 @@ fn parse_mount(line: &str, own: &[(Vec<&str>, &str)]) -> Option<Hierarchy> {
 fn is_selector(option: &str) -> bool {
     !matches!(
         option,
-        "rw" | "ro" | "relatime" | "noatime" | "nosuid" | "nodev" | "noexec" | "clone_children"
-            | "noprefix" | "xattr" | "favordynmods" | "nsdelegate" | "memory_recursiveprot"
+        "rw" | "ro"
+            | "relatime"
+            | "noatime"
+            | "nosuid"
+            | "nodev"
+            | "noexec"
+            | "clone_children"
+            | "noprefix"
+            | "xattr"
+            | "favordynmods"
+            | "nsdelegate"
+            | "memory_recursiveprot"
     ) && !option.starts_with("release_agent=")
 }
 
@@ -149,7 +164,10 @@ mod tests {
         assert_eq!(names, ["cpu", "memory", "systemd", "unified"]);
         assert!(l.unified_only().is_none());
         let mem = &l.hierarchies()[1];
-        assert_eq!(mem.own_dir(), Path::new("/sys/fs/cgroup/memory/process_api/x"));
+        assert_eq!(
+            mem.own_dir(),
+            Path::new("/sys/fs/cgroup/memory/process_api/x")
+        );
         assert_eq!(l.hierarchies()[2].options, "name=systemd");
         assert!(l.hierarchies()[3].v2);
     }

@@ -26,7 +26,11 @@ impl InitSocket {
     }
 
     /// Sync 1: the init spec (and the start FIFO, in FIFO mode).
-    pub async fn send_spec(&self, spec: &InitSpec, fifo: Option<BorrowedFd<'_>>) -> Result<(), Error> {
+    pub async fn send_spec(
+        &self,
+        spec: &InitSpec,
+        fifo: Option<BorrowedFd<'_>>,
+    ) -> Result<(), Error> {
         loop {
             let mut guard = self.fd.writable().await.map_err(io_error)?;
             match guard.get_inner().send_spec(spec, fifo) {

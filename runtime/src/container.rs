@@ -76,7 +76,9 @@ impl Container {
     }
 
     fn process(&self) -> &PidFd {
-        self.process.as_ref().expect("a live handle has its process")
+        self.process
+            .as_ref()
+            .expect("a live handle has its process")
     }
 
     /// Releases the process: the init execs the workload (sync 4–5).
@@ -109,9 +111,15 @@ impl Container {
     }
 
     async fn start_by_socket(&mut self) -> Result<()> {
-        let socket = self.socket.as_ref().expect("a created container keeps its init socket");
+        let socket = self
+            .socket
+            .as_ref()
+            .expect("a created container keeps its init socket");
         // sync 4: Start.
-        socket.send_start().await.map_err(|e| protocol_err(&self.id, e))?;
+        socket
+            .send_start()
+            .await
+            .map_err(|e| protocol_err(&self.id, e))?;
         loop {
             match socket.recv().await {
                 // sync 5: EOF, the close-on-exec socket went with the exec.
@@ -119,12 +127,21 @@ impl Container {
                 Ok((ToParent::Log(record), _)) => emit(&record),
                 // sync 5 failed: the init reports Error{step: exec} and exits.
                 Ok((ToParent::Error(source), _)) => {
-                    self.process().wait().await.map_err(|e| Error::sys("wait for init", e))?;
-                    return Err(Error::Init { container_id: self.id.clone(), source });
+                    self.process()
+                        .wait()
+                        .await
+                        .map_err(|e| Error::sys("wait for init", e))?;
+                    return Err(Error::Init {
+                        container_id: self.id.clone(),
+                        source,
+                    });
                 }
                 Ok((other, _)) => {
                     let kind = message_kind(&other);
-                    return Err(protocol_err(&self.id, corral_protocol::Error::Unexpected { kind }));
+                    return Err(protocol_err(
+                        &self.id,
+                        corral_protocol::Error::Unexpected { kind },
+                    ));
                 }
                 Err(e) => return Err(protocol_err(&self.id, e)),
             }
@@ -137,22 +154,34 @@ impl Container {
     /// Cancel-safe, and may be awaited from several tasks at once (through
     /// a shared reference): all see the same status.
     pub async fn wait(&self) -> Result<ExitStatus> {
-        let status = self.process().wait().await.map_err(|e| Error::sys("waitid on pidfd", e))?;
+        let status = self
+            .process()
+            .wait()
+            .await
+            .map_err(|e| Error::sys("waitid on pidfd", e))?;
         info!(container_id = %self.id, %status, "exited");
         Ok(status)
     }
 
     /// Sends `signal` to the container's process through its pidfd.
     pub fn kill(&self, signal: i32) -> Result<()> {
-        self.process()
-            .signal(signal)
-            .map_err(|e| Error::sys(format!("pidfd_send_signal {signal} to container {:?}", self.id), e))
+        self.process().signal(signal).map_err(|e| {
+            Error::sys(
+                format!("pidfd_send_signal {signal} to container {:?}", self.id),
+                e,
+            )
+        })
     }
 
     /// Removes what `create` made (the state dir, if any). The process must
     /// have exited and been waited for; see [`Container::force_delete`].
     pub async fn delete(mut self) -> Result<()> {
-        if self.process().try_wait().map_err(|e| Error::sys("waitid on pidfd", e))?.is_none() {
+        if self
+            .process()
+            .try_wait()
+            .map_err(|e| Error::sys("waitid on pidfd", e))?
+            .is_none()
+        {
             return Err(self.state_error("delete"));
         }
         self.remove_state()
@@ -161,7 +190,10 @@ impl Container {
     /// Kills the process if it still runs, reaps it, then deletes.
     pub async fn force_delete(mut self) -> Result<()> {
         let _ = self.process().signal(libc::SIGKILL);
-        self.process().wait().await.map_err(|e| Error::sys("waitid on pidfd", e))?;
+        self.process()
+            .wait()
+            .await
+            .map_err(|e| Error::sys("waitid on pidfd", e))?;
         self.remove_state()
     }
 
@@ -185,7 +217,11 @@ impl Container {
             Some(false) if self.started => "running",
             Some(false) => "created",
         };
-        Error::State { id: self.id.clone(), state, operation }
+        Error::State {
+            id: self.id.clone(),
+            state,
+            operation,
+        }
     }
 }
 
@@ -199,7 +235,12 @@ impl Drop for Container {
 
 /// Creates a container: the parent's half of sync points 1–3.
 #[tracing::instrument(skip_all, fields(container_id = %id))]
-pub(crate) async fn create(runtime: Runtime, id: String, spec: Spec, opts: CreateOptions) -> Result<Container> {
+pub(crate) async fn create(
+    runtime: Runtime,
+    id: String,
+    spec: Spec,
+    opts: CreateOptions,
+) -> Result<Container> {
     crate::state::validate_id(&id)?;
     let mut plan = plan::plan(&id, &spec, runtime.layout(), opts.start_via)?;
     plan.init.no_pivot = opts.no_pivot;
@@ -209,15 +250,30 @@ pub(crate) async fn create(runtime: Runtime, id: String, spec: Spec, opts: Creat
     if let Some(dir) = &state_dir {
         dir.create(&id)?;
     }
-    let mut guard = Abort { process: None, state: state_dir.clone().map(|d| (d, id.clone())) };
-    let made = match spawn_and_handshake(&runtime, &id, &plan.init, plan.clone_flags, opts, &mut guard).await {
+    let mut guard = Abort {
+        process: None,
+        state: state_dir.clone().map(|d| (d, id.clone())),
+    };
+    let made = match spawn_and_handshake(
+        &runtime,
+        &id,
+        &plan.init,
+        plan.clone_flags,
+        opts,
+        &mut guard,
+    )
+    .await
+    {
         Ok(made) => made,
         Err(e) => {
             guard.abort().await;
             return Err(e);
         }
     };
-    let process = guard.process.take().expect("a spawned child is in the guard");
+    let process = guard
+        .process
+        .take()
+        .expect("a spawned child is in the guard");
     let mut container = made.into_container(runtime, id, process);
     if let Some(dir) = state_dir {
         let stored = match stored_state(&container, &spec, rootfs) {
@@ -279,12 +335,16 @@ fn check_rootfs(rootfs: &std::path::Path) -> Result<()> {
             path: rootfs.to_path_buf(),
             source: std::io::Error::from(std::io::ErrorKind::NotADirectory),
         }),
-        Err(source) => Err(Error::Rootfs { path: rootfs.to_path_buf(), source }),
+        Err(source) => Err(Error::Rootfs {
+            path: rootfs.to_path_buf(),
+            source,
+        }),
     }
 }
 
 fn stored_state(c: &Container, spec: &Spec, rootfs: std::path::PathBuf) -> Result<StoredState> {
-    let (_, start_time) = proc_stat(c.pid()).map_err(|e| Error::sys(format!("read /proc/{}/stat", c.pid()), e))?;
+    let (_, start_time) =
+        proc_stat(c.pid()).map_err(|e| Error::sys(format!("read /proc/{}/stat", c.pid()), e))?;
     Ok(StoredState {
         id: c.id.clone(),
         pid: c.pid(),
@@ -293,7 +353,13 @@ fn stored_state(c: &Container, spec: &Spec, rootfs: std::path::PathBuf) -> Resul
         rootfs,
         created: rfc3339_now(),
         started: false,
-        annotations: spec.oci().annotations().clone().unwrap_or_default().into_iter().collect(),
+        annotations: spec
+            .oci()
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -334,14 +400,22 @@ async fn spawn_and_handshake(
     opts: CreateOptions,
     guard: &mut Abort,
 ) -> Result<Made> {
-    let CreateOptions { stdio: [s0, s1, s2], detach, start_via, .. } = opts;
-    let prepared = [stdio::prepare(s0, 0)?, stdio::prepare(s1, 1)?, stdio::prepare(s2, 2)?];
+    let CreateOptions {
+        stdio: [s0, s1, s2],
+        detach,
+        start_via,
+        ..
+    } = opts;
+    let prepared = [
+        stdio::prepare(s0, 0)?,
+        stdio::prepare(s1, 1)?,
+        stdio::prepare(s2, 2)?,
+    ];
     let fifo = match start_via {
         StartVia::Fifo => Some(runtime.state_dir()?.make_fifo(id)?),
         StartVia::Socket => None,
     };
-    let (parent_end, child_end) =
-        corral_protocol::socketpair().map_err(|e| protocol_err(id, e))?;
+    let (parent_end, child_end) = corral_protocol::socketpair().map_err(|e| protocol_err(id, e))?;
     // sync 0: clone3 into the namespaces; the child execs corral-init.
     let spawned = clone_init(runtime, &prepared, child_end.as_fd(), clone_flags, detach)?;
     drop(child_end);
@@ -353,7 +427,12 @@ async fn spawn_and_handshake(
     );
     let socket = InitSocket::new(parent_end).map_err(|e| Error::sys("register init socket", e))?;
     let console = handshake(id, &socket, process, init, fifo.as_ref().map(|f| f.as_fd())).await?;
-    Ok(Made { socket, start_via, stdio, console })
+    Ok(Made {
+        socket,
+        start_via,
+        stdio,
+        console,
+    })
 }
 
 /// `clone3` into the namespaces, then exec of `corral-init` (sync 0).
@@ -373,7 +452,11 @@ fn clone_init(
         None => InitExec::Path(binary.path().expect("an init binary is a memfd or a path")),
     };
     let child = ChildPlan {
-        stdio: [prepared[0].child_fd(), prepared[1].child_fd(), prepared[2].child_fd()],
+        stdio: [
+            prepared[0].child_fd(),
+            prepared[1].child_fd(),
+            prepared[2].child_fd(),
+        ],
         socket: child_end,
         socket_target: INIT_SOCKET_FD,
         init: exec,
@@ -407,13 +490,22 @@ async fn handshake(
             // Between sync 1 and 2: the pty master, when process.terminal.
             Ok((ToParent::Console, fd)) => console = fd,
             Ok((ToParent::Error(source), _)) => {
-                return Err(Error::Init { container_id: id.to_owned(), source });
+                return Err(Error::Init {
+                    container_id: id.to_owned(),
+                    source,
+                });
             }
             // The child went away before it could speak: ECONNRESET when it
             // died with our spec frame unread (e.g. exec of corral-init failed).
             Err(e) if peer_gone(&e) => {
-                let status = process.wait().await.map_err(|e| Error::sys("wait for init", e))?;
-                return Err(Error::InitDied { container_id: id.to_owned(), status });
+                let status = process
+                    .wait()
+                    .await
+                    .map_err(|e| Error::sys("wait for init", e))?;
+                return Err(Error::InitDied {
+                    container_id: id.to_owned(),
+                    status,
+                });
             }
             Err(e) => return Err(protocol_err(id, e)),
         }
@@ -424,13 +516,18 @@ fn peer_gone(e: &corral_protocol::Error) -> bool {
     use rustix::io::Errno;
     match e {
         corral_protocol::Error::Closed => true,
-        corral_protocol::Error::Io { errno, .. } => *errno == Errno::CONNRESET || *errno == Errno::PIPE,
+        corral_protocol::Error::Io { errno, .. } => {
+            *errno == Errno::CONNRESET || *errno == Errno::PIPE
+        }
         _ => false,
     }
 }
 
 fn protocol_err(id: &str, source: corral_protocol::Error) -> Error {
-    Error::Protocol { container_id: id.to_owned(), source }
+    Error::Protocol {
+        container_id: id.to_owned(),
+        source,
+    }
 }
 
 fn message_kind(msg: &ToParent) -> corral_protocol::Kind {

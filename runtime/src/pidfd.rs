@@ -44,12 +44,16 @@ impl PidFd {
 
     /// The exit status if the process has exited, reaping it.
     pub fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
-        let mut status = self.status.lock().expect("no panics while holding the status lock");
+        let mut status = self
+            .status
+            .lock()
+            .expect("no panics while holding the status lock");
         if let Some(s) = *status {
             return Ok(Some(s));
         }
         let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
-        let Some(raw) = rustix::process::waitid(WaitId::PidFd(self.fd.get_ref().as_fd()), options)? else {
+        let Some(raw) = rustix::process::waitid(WaitId::PidFd(self.fd.get_ref().as_fd()), options)?
+        else {
             return Ok(None);
         };
         let s = match (raw.exit_status(), raw.terminating_signal()) {
@@ -81,7 +85,12 @@ impl PidFd {
     /// Sends `signal` through the pidfd. Fails with `ESRCH` once the
     /// process has exited, even if its pid was reused.
     pub fn signal(&self, signal: i32) -> io::Result<()> {
-        if self.status.lock().expect("no panics while holding the status lock").is_some() {
+        if self
+            .status
+            .lock()
+            .expect("no panics while holding the status lock")
+            .is_some()
+        {
             return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
         crate::sys::pidfd_send_signal(self.fd.get_ref().as_fd(), signal)
@@ -89,13 +98,19 @@ impl PidFd {
 
     /// Whether the process was reaped through this handle.
     pub fn reaped(&self) -> bool {
-        self.status.lock().expect("no panics while holding the status lock").is_some()
+        self.status
+            .lock()
+            .expect("no panics while holding the status lock")
+            .is_some()
     }
 
     /// `SIGKILL` then a blocking reap, for paths with no reactor (drop
     /// outside a runtime). The wait is short: a killed process exits at once.
     pub fn kill_and_reap_blocking(&self) {
         let _ = self.signal(libc::SIGKILL);
-        let _ = rustix::process::waitid(WaitId::PidFd(self.fd.get_ref().as_fd()), WaitIdOptions::EXITED);
+        let _ = rustix::process::waitid(
+            WaitId::PidFd(self.fd.get_ref().as_fd()),
+            WaitIdOptions::EXITED,
+        );
     }
 }

@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use corral_protocol::StartVia;
 
+use crate::Spec;
 use crate::cgroup_layout::Layout;
 use crate::container::{self, Container};
 use crate::error::{Error, Result};
 use crate::init_binary::InitBinary;
 use crate::state::StateDir;
 use crate::stdio::Stdio;
-use crate::Spec;
 
 /// A container runtime: cheap to clone, shareable across tasks.
 #[derive(Clone, Debug)]
@@ -72,7 +72,9 @@ impl Runtime {
     pub(crate) fn state_dir(&self) -> Result<&StateDir> {
         self.state_dir_opt().ok_or_else(|| Error::StateDir {
             path: PathBuf::new(),
-            source: std::io::Error::other("this runtime has no state dir (RuntimeBuilder::state_dir)"),
+            source: std::io::Error::other(
+                "this runtime has no state dir (RuntimeBuilder::state_dir)",
+            ),
         })
     }
 }
@@ -109,8 +111,15 @@ impl RuntimeBuilder {
         let layout = Layout::detect().map_err(|e| Error::sys("read the cgroup layout", e))?;
         let state_dir = self.state_dir.map(StateDir::new);
         let init_path = self.init_path.map(|p| (p, self.seal_init));
-        let inner = Inner { init: std::sync::OnceLock::new(), init_path, layout, state_dir };
-        Ok(Runtime { inner: Arc::new(inner) })
+        let inner = Inner {
+            init: std::sync::OnceLock::new(),
+            init_path,
+            layout,
+            state_dir,
+        };
+        Ok(Runtime {
+            inner: Arc::new(inner),
+        })
     }
 }
 
@@ -196,6 +205,11 @@ impl IntoFuture for Create {
     type IntoFuture = Pin<Box<dyn Future<Output = Result<Container>> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(container::create(self.runtime, self.id, self.spec, self.options))
+        Box::pin(container::create(
+            self.runtime,
+            self.id,
+            self.spec,
+            self.options,
+        ))
     }
 }

@@ -116,7 +116,11 @@ fn ns(typ: LinuxNamespaceType) -> oci_spec::runtime::LinuxNamespace {
 impl SpecBuilder {
     /// The rootfs directory (absolute, or relative to the bundle).
     pub fn rootfs(mut self, path: impl Into<PathBuf>) -> Self {
-        match RootBuilder::default().path(path.into()).readonly(false).build() {
+        match RootBuilder::default()
+            .path(path.into())
+            .readonly(false)
+            .build()
+        {
             Ok(root) => {
                 self.oci.set_root(Some(root));
             }

@@ -90,7 +90,9 @@ impl StateDir {
         let dir = self.dir(id);
         match fs::create_dir(&dir) {
             Ok(()) => Ok(dir),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::Exists { id: id.to_owned() }),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(Error::Exists { id: id.to_owned() })
+            }
             Err(source) => Err(state_err(&dir, source)),
         }
     }
@@ -132,19 +134,25 @@ impl StateDir {
             io::ErrorKind::NotFound => Error::NotFound { id: id.to_owned() },
             _ => state_err(&path, source),
         })?;
-        serde_json::from_slice(&bytes).map_err(|e| state_err(&path, io::Error::new(io::ErrorKind::InvalidData, e)))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| state_err(&path, io::Error::new(io::ErrorKind::InvalidData, e)))
     }
 
     /// Takes the exclusive lock on `<root>/<id>`, blocking until free.
     pub fn lock(&self, id: &str) -> Result<OwnedFd> {
         validate_id(id)?;
         let dir = self.dir(id);
-        let fd = rustix::fs::open(&dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| match e {
-                rustix::io::Errno::NOENT => Error::NotFound { id: id.to_owned() },
-                e => state_err(&dir, e.into()),
-            })?;
-        rustix::fs::flock(&fd, FlockOperation::LockExclusive).map_err(|e| state_err(&dir, e.into()))?;
+        let fd = rustix::fs::open(
+            &dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::NOENT => Error::NotFound { id: id.to_owned() },
+            e => state_err(&dir, e.into()),
+        })?;
+        rustix::fs::flock(&fd, FlockOperation::LockExclusive)
+            .map_err(|e| state_err(&dir, e.into()))?;
         Ok(fd)
     }
 
@@ -189,15 +197,22 @@ pub(crate) fn validate_id(id: &str) -> Result<()> {
         && id.len() <= 1024
         && id != "."
         && id != ".."
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b));
-    if ok { Ok(()) } else { Err(Error::InvalidId { id: id.to_owned() }) }
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidId { id: id.to_owned() })
+    }
 }
 
 /// `(state, start time)` from `/proc/<pid>/stat`: field 3 and field 22,
 /// read after the last `)` since the command name may hold anything.
 pub(crate) fn proc_stat(pid: i32) -> io::Result<(char, u64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_stat(&stat).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/<pid>/stat"))
+    parse_stat(&stat)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/<pid>/stat"))
 }
 
 fn parse_stat(stat: &str) -> Option<(char, u64)> {
@@ -215,7 +230,11 @@ impl StoredState {
     pub fn status(&self) -> Status {
         match proc_stat(self.pid) {
             Ok((state, start)) if start == self.start_time && state != 'Z' && state != 'X' => {
-                if self.started { Status::Running } else { Status::Created }
+                if self.started {
+                    Status::Running
+                } else {
+                    Status::Created
+                }
             }
             _ => Status::Stopped,
         }
@@ -234,7 +253,9 @@ impl StoredState {
             Err(e) => return Err(Error::sys(format!("pidfd_open {}", self.pid), e)),
         };
         match proc_stat(self.pid) {
-            Ok((state, start)) if start == self.start_time && state != 'Z' && state != 'X' => Ok(Some(fd)),
+            Ok((state, start)) if start == self.start_time && state != 'Z' && state != 'X' => {
+                Ok(Some(fd))
+            }
             _ => Ok(None),
         }
     }
@@ -242,7 +263,9 @@ impl StoredState {
 
 /// Now as RFC 3339 UTC with nanoseconds.
 pub(crate) fn rfc3339_now() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

@@ -12,11 +12,19 @@ pub struct ExitStatus {
 
 impl ExitStatus {
     pub(crate) fn from_code(code: i32) -> Self {
-        ExitStatus { code: Some(code), signal: None, core_dumped: false }
+        ExitStatus {
+            code: Some(code),
+            signal: None,
+            core_dumped: false,
+        }
     }
 
     pub(crate) fn from_signal(signal: i32, core_dumped: bool) -> Self {
-        ExitStatus { code: None, signal: Some(signal), core_dumped }
+        ExitStatus {
+            code: None,
+            signal: Some(signal),
+            core_dumped,
+        }
     }
 
     /// The exit code, if the process exited.

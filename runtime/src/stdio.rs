@@ -84,18 +84,30 @@ pub(crate) fn prepare(stdio: Stdio, index: usize) -> Result<Prepared> {
                 rustix::fs::Mode::empty(),
             )
             .map_err(|e| Error::sys("open /dev/null", e))?;
-            Prepared { child: Some(null), parent: None }
+            Prepared {
+                child: Some(null),
+                parent: None,
+            }
         }
         Stdio::Piped => {
             let (read, write) =
                 rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| Error::sys("pipe2", e))?;
             if index == 0 {
-                Prepared { child: Some(read), parent: Some(write) }
+                Prepared {
+                    child: Some(read),
+                    parent: Some(write),
+                }
             } else {
-                Prepared { child: Some(write), parent: Some(read) }
+                Prepared {
+                    child: Some(write),
+                    parent: Some(read),
+                }
             }
         }
-        Stdio::Fd(fd) => Prepared { child: Some(fd), parent: None },
+        Stdio::Fd(fd) => Prepared {
+            child: Some(fd),
+            parent: None,
+        },
     })
 }
 

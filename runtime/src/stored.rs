@@ -58,7 +58,8 @@ async fn read_one(fifo: &pipe::Receiver, byte: &mut [u8; 1]) -> std::io::Result<
 /// registered with the reactor).
 fn exit_notifier(pidfd: BorrowedFd<'_>) -> Result<AsyncFd<OwnedFd>> {
     let dup = rustix::io::fcntl_dupfd_cloexec(pidfd, 0).map_err(|e| Error::sys("dup pidfd", e))?;
-    crate::sys::register(dup, tokio::io::Interest::READABLE).map_err(|e| Error::sys("register pidfd", e))
+    crate::sys::register(dup, tokio::io::Interest::READABLE)
+        .map_err(|e| Error::sys("register pidfd", e))
 }
 
 impl Runtime {
@@ -94,7 +95,11 @@ impl Runtime {
         let mut stored = dir.read(id)?;
         let status = stored.status();
         if status != Status::Created {
-            return Err(Error::State { id: id.to_owned(), state: status.name(), operation: "start" });
+            return Err(Error::State {
+                id: id.to_owned(),
+                state: status.name(),
+                operation: "start",
+            });
         }
         let pidfd = self.live_pidfd(&stored, "start")?;
         release_fifo(&dir.dir(id), &pidfd).await?;
@@ -119,14 +124,27 @@ impl Runtime {
         let stored = dir.read(id)?;
         let status = stored.status();
         if status == Status::Running && !force {
-            return Err(Error::State { id: id.to_owned(), state: status.name(), operation: "delete" });
+            return Err(Error::State {
+                id: id.to_owned(),
+                state: status.name(),
+                operation: "delete",
+            });
         }
         if let Some(pidfd) = stored.open_pidfd()? {
             let exited = exit_notifier(pidfd.as_fd())?;
             crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL)
-                .or_else(|e| if e.raw_os_error() == Some(libc::ESRCH) { Ok(()) } else { Err(e) })
+                .or_else(|e| {
+                    if e.raw_os_error() == Some(libc::ESRCH) {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
                 .map_err(|e| Error::sys(format!("kill container {id:?}"), e))?;
-            let _ = exited.readable().await.map_err(|e| Error::sys("wait for exit", e))?;
+            let _ = exited
+                .readable()
+                .await
+                .map_err(|e| Error::sys("wait for exit", e))?;
         }
         dir.remove(id)
     }

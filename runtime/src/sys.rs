@@ -228,5 +228,6 @@ pub fn register<T: StableFd>(
     // SAFETY: `StableFd` is implemented only for owners of one open fd that
     // stays open and unchanged until they are dropped, which is the
     // contract of `AsyncFd::register_with_interest`.
-    unsafe { tokio::io::unix::AsyncFd::register_with_interest(inner, interest) }.map_err(io::Error::from)
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(inner, interest) }
+        .map_err(io::Error::from)
 }

@@ -40,7 +40,10 @@ pub const HANG_GUARD: Duration = Duration::from_secs(60);
 /// If it has not been built.
 pub fn corral_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe of the test binary");
-    let bin = exe.parent().and_then(Path::parent).map(|dir| dir.join("corral"));
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("corral"));
     match bin {
         Some(bin) if bin.is_file() => bin,
         _ => panic!(
@@ -81,12 +84,20 @@ pub struct Cli {
 impl Cli {
     /// `corral --root <root>`.
     pub fn corral(root: impl Into<PathBuf>) -> Self {
-        Cli { name: "corral", bin: corral_bin(), root: root.into() }
+        Cli {
+            name: "corral",
+            bin: corral_bin(),
+            root: root.into(),
+        }
     }
 
     /// `runc --root <root>`.
     pub fn runc(root: impl Into<PathBuf>) -> Self {
-        Cli { name: "runc", bin: runc_bin(), root: root.into() }
+        Cli {
+            name: "runc",
+            bin: runc_bin(),
+            root: root.into(),
+        }
     }
 
     /// `corral` or `runc`.
@@ -145,7 +156,12 @@ impl Cli {
             .unwrap_or_else(|e| panic!("spawn `{shown}`: {e}"))
             .wait()
             .unwrap_or_else(|e| panic!("wait for `{shown}`: {e}"));
-        Output { command: shown, status, stdout: read_all(stdout), stderr: read_all(stderr) }
+        Output {
+            command: shown,
+            status,
+            stdout: read_all(stdout),
+            stderr: read_all(stderr),
+        }
     }
 
     /// Spawns `<bin> --root <root> <args>` with a new pty's slave as stdin
@@ -162,17 +178,25 @@ impl Cli {
         let master = rustix::pty::openpt(flags).expect("openpt");
         rustix::pty::grantpt(&master).expect("grantpt");
         rustix::pty::unlockpt(&master).expect("unlockpt");
-        let slave = rustix::pty::ioctl_tiocgptpeer(&master, flags).expect("open pty slave (TIOCGPTPEER)");
+        let slave =
+            rustix::pty::ioctl_tiocgptpeer(&master, flags).expect("open pty slave (TIOCGPTPEER)");
         let stderr = memfd("stderr");
         cmd.stdin(Stdio::from(slave.try_clone().expect("dup pty slave")))
             .stdout(Stdio::from(slave))
             .stderr(Stdio::from(stderr.try_clone().expect("dup memfd")));
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn `{shown}`: {e}"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn `{shown}`: {e}"));
         // `cmd` holds the last parent-side slave fds: without dropping it the
         // master would never see EIO.
         drop(cmd);
         let pty = PtyReader::new(master, format!("the pty of `{shown}`"));
-        PtySession { command: shown, pty, child, stderr }
+        PtySession {
+            command: shown,
+            pty,
+            child,
+            stderr,
+        }
     }
 
     /// `run --bundle <bundle> --pid-file <pid_file> <id>` under a pty, to
@@ -192,7 +216,10 @@ impl Cli {
     /// `delete --force <id>` when dropped, so a failing test leaves no
     /// container behind.
     pub fn guard(&self, id: &str) -> DeleteGuard {
-        DeleteGuard { cli: self.clone(), id: id.to_owned() }
+        DeleteGuard {
+            cli: self.clone(),
+            id: id.to_owned(),
+        }
     }
 
     /// `state <id>`, parsed.
@@ -203,7 +230,8 @@ impl Cli {
     pub fn state(&self, id: &str) -> serde_json::Value {
         let out = self.exec(["state", id]);
         out.assert_success();
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{out}\nstate is not JSON: {e}"))
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{out}\nstate is not JSON: {e}"))
     }
 }
 
@@ -239,7 +267,9 @@ impl Output {
     ///
     /// If the runtime itself was killed by a signal.
     pub fn code(&self) -> i32 {
-        self.status.code().unwrap_or_else(|| panic!("{self}\nthe runtime was killed by a signal"))
+        self.status
+            .code()
+            .unwrap_or_else(|| panic!("{self}\nthe runtime was killed by a signal"))
     }
 
     /// Panics, showing the command and its output, unless it exited 0.
@@ -251,7 +281,10 @@ impl Output {
     /// Panics unless it exited nonzero and its stderr contains `needle`.
     pub fn assert_failure_mentioning(&self, needle: &str) -> &Self {
         assert!(!self.status.success(), "expected failure:\n{self}");
-        assert!(self.stderr.contains(needle), "expected stderr to mention {needle:?}:\n{self}");
+        assert!(
+            self.stderr.contains(needle),
+            "expected stderr to mention {needle:?}:\n{self}"
+        );
         self
     }
 
@@ -268,8 +301,16 @@ impl Output {
 
 impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Output { command, status, stdout, stderr } = self;
-        write!(f, "`{command}`: {status}\n--- stdout ---\n{stdout:?}\n--- stderr ---\n{stderr}")
+        let Output {
+            command,
+            status,
+            stdout,
+            stderr,
+        } = self;
+        write!(
+            f,
+            "`{command}`: {status}\n--- stdout ---\n{stdout:?}\n--- stderr ---\n{stderr}"
+        )
     }
 }
 
@@ -283,7 +324,11 @@ pub struct PtyReader {
 impl PtyReader {
     /// Reads from `master`; `what` names the pty in messages.
     pub fn new(master: OwnedFd, what: impl Into<String>) -> Self {
-        PtyReader { what: what.into(), master: File::from(master), seen: Vec::new() }
+        PtyReader {
+            what: what.into(),
+            master: File::from(master),
+            seen: Vec::new(),
+        }
     }
 
     /// Everything read so far.
@@ -371,8 +416,16 @@ impl PtySession {
     /// runtime.
     pub fn finish(mut self) -> Output {
         let stdout = self.pty.read_to_end();
-        let status = self.child.wait().unwrap_or_else(|e| panic!("wait for `{}`: {e}", self.command));
-        Output { command: self.command, status, stdout, stderr: read_all(self.stderr) }
+        let status = self
+            .child
+            .wait()
+            .unwrap_or_else(|e| panic!("wait for `{}`: {e}", self.command));
+        Output {
+            command: self.command,
+            status,
+            stdout,
+            stderr: read_all(self.stderr),
+        }
     }
 }
 
@@ -390,7 +443,10 @@ fn read_all(fd: OwnedFd) -> String {
 
 /// Polls `fd` for readability; `false` if `timeout` passes first.
 pub fn wait_readable(fd: impl AsFd, timeout: Duration) -> bool {
-    let timeout = Timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as _ };
+    let timeout = Timespec {
+        tv_sec: timeout.as_secs() as _,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
     let mut fds = [PollFd::new(&fd, PollFlags::IN)];
     loop {
         match rustix::event::poll(&mut fds, Some(&timeout)) {
@@ -408,7 +464,8 @@ pub fn wait_readable(fd: impl AsFd, timeout: Duration) -> bool {
 /// If there is no such process.
 pub fn pidfd(pid: i32) -> OwnedFd {
     let p = Pid::from_raw(pid).unwrap_or_else(|| panic!("invalid pid {pid}"));
-    rustix::process::pidfd_open(p, PidfdFlags::empty()).unwrap_or_else(|e| panic!("pidfd_open {pid}: {e}"))
+    rustix::process::pidfd_open(p, PidfdFlags::empty())
+        .unwrap_or_else(|e| panic!("pidfd_open {pid}: {e}"))
 }
 
 /// Whether the process of `pidfd` has exited (zombies count), without
@@ -423,7 +480,10 @@ pub fn has_exited(pidfd: &OwnedFd) -> bool {
 ///
 /// If it is still alive after [`HANG_GUARD`].
 pub fn wait_exit(pidfd: &OwnedFd, what: &str) {
-    assert!(wait_readable(pidfd, HANG_GUARD), "{what} is still running after {HANG_GUARD:?}");
+    assert!(
+        wait_readable(pidfd, HANG_GUARD),
+        "{what} is still running after {HANG_GUARD:?}"
+    );
 }
 
 /// Asserts that the container process that had `pid` is gone: no such
@@ -431,7 +491,9 @@ pub fn wait_exit(pidfd: &OwnedFd, what: &str) {
 /// pid namespace (reused by a host process; a container's init lives in
 /// its own).
 pub fn assert_container_pid_gone(pid: i32) {
-    let Some(p) = Pid::from_raw(pid) else { panic!("invalid pid {pid}") };
+    let Some(p) = Pid::from_raw(pid) else {
+        panic!("invalid pid {pid}")
+    };
     let fd = match rustix::process::pidfd_open(p, PidfdFlags::empty()) {
         Err(Errno::SRCH) => return,
         Err(e) => panic!("pidfd_open {pid}: {e}"),
@@ -441,19 +503,28 @@ pub fn assert_container_pid_gone(pid: i32) {
     if std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|ns| ns == ours) {
         return;
     }
-    assert!(has_exited(&fd), "container process {pid} is still running after its runtime returned");
+    assert!(
+        has_exited(&fd),
+        "container process {pid} is still running after its runtime returned"
+    );
 }
 
 /// Reads a `--pid-file`.
 pub fn read_pid_file(path: &Path) -> i32 {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read pid file {path:?}: {e}"));
-    text.trim().parse().unwrap_or_else(|e| panic!("pid file {path:?} holds {text:?}: {e}"))
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read pid file {path:?}: {e}"));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("pid file {path:?} holds {text:?}: {e}"))
 }
 
 /// Panics if anything is still mounted under `dir` on the host.
 pub fn assert_no_mounts_under(dir: &Path) {
     let left = host_mounts_under(dir);
-    assert!(left.is_empty(), "mounts left on the host under {dir:?}: {left:?}");
+    assert!(
+        left.is_empty(),
+        "mounts left on the host under {dir:?}: {left:?}"
+    );
 }
 
 /// A bundle: `config.json` as a JSON value plus a busybox `rootfs/`.
@@ -473,7 +544,8 @@ impl Bundle {
     pub fn runc_default(dir: impl Into<PathBuf>) -> Self {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {dir:?}: {e}"));
-        build_busybox_rootfs(&dir.join("rootfs")).unwrap_or_else(|e| panic!("build busybox rootfs in {dir:?}: {e}"));
+        build_busybox_rootfs(&dir.join("rootfs"))
+            .unwrap_or_else(|e| panic!("build busybox rootfs in {dir:?}: {e}"));
         let out = Command::new(runc_bin())
             .arg("spec")
             .current_dir(&dir)
@@ -481,9 +553,15 @@ impl Bundle {
             .output()
             .expect("run `runc spec`");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "`runc spec` in {dir:?}: {}: {stderr}", out.status);
+        assert!(
+            out.status.success(),
+            "`runc spec` in {dir:?}: {}: {stderr}",
+            out.status
+        );
         let mut bundle = Bundle::load(dir);
-        let linux = bundle.config["linux"].as_object_mut().expect("runc's default config has linux");
+        let linux = bundle.config["linux"]
+            .as_object_mut()
+            .expect("runc's default config has linux");
         linux.remove("resources");
         bundle.write();
         bundle
@@ -550,7 +628,12 @@ impl CliWorld {
         let bundle = Bundle::runc_default(tmp.path().join("bundle"));
         let corral = Cli::corral(tmp.path().join("corral-root"));
         let runc = Cli::runc(tmp.path().join("runc-root"));
-        CliWorld { bundle, corral, runc, tmp }
+        CliWorld {
+            bundle,
+            corral,
+            runc,
+            tmp,
+        }
     }
 
     /// The test's temp dir.
@@ -589,7 +672,8 @@ impl ConsoleSocket {
     /// Listens at `path`.
     pub fn bind(path: impl Into<PathBuf>) -> Self {
         let path = path.into();
-        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap_or_else(|e| panic!("bind {path:?}: {e}"));
+        let listener = std::os::unix::net::UnixListener::bind(&path)
+            .unwrap_or_else(|e| panic!("bind {path:?}: {e}"));
         ConsoleSocket { path, listener }
     }
 
@@ -606,7 +690,9 @@ impl ConsoleSocket {
     /// If no connection is pending or it carries no fd.
     pub fn recv_master(&self) -> OwnedFd {
         use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-        self.listener.set_nonblocking(true).expect("set listener nonblocking");
+        self.listener
+            .set_nonblocking(true)
+            .expect("set listener nonblocking");
         let (stream, _) = self
             .listener
             .accept()
@@ -615,8 +701,13 @@ impl ConsoleSocket {
         let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let mut name = [0u8; 4096];
-        rustix::net::recvmsg(&stream, &mut [std::io::IoSliceMut::new(&mut name)], &mut control, RecvFlags::CMSG_CLOEXEC)
-            .expect("recvmsg on console socket");
+        rustix::net::recvmsg(
+            &stream,
+            &mut [std::io::IoSliceMut::new(&mut name)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        )
+        .expect("recvmsg on console socket");
         for msg in control.drain() {
             let fd = match msg {
                 RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),

@@ -30,7 +30,10 @@ macro_rules! skip_unless {
     ($feature:expr, $probe:expr) => {
         if let Err(e) = $probe {
             if std::env::var_os("STRICT_FEATURES").is_some_and(|v| v == "1") {
-                panic!("missing kernel feature {}: {} (STRICT_FEATURES=1)", $feature, e);
+                panic!(
+                    "missing kernel feature {}: {} (STRICT_FEATURES=1)",
+                    $feature, e
+                );
             }
             eprintln!("skipped: {}: {}", $feature, e);
             return;
@@ -41,7 +44,11 @@ macro_rules! skip_unless {
 /// A container id unique to this process and call: `<name>-<pid>-<n>`.
 pub fn unique_id(name: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!("{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A temporary directory removed on drop.
@@ -89,9 +96,15 @@ pub fn runtime() -> corral::Runtime {
 
 /// Runs a container to completion with piped stdout; returns its status and
 /// everything it printed.
-pub async fn run_capture(rt: &corral::Runtime, spec: corral::Spec) -> anyhow::Result<(corral::ExitStatus, String)> {
+pub async fn run_capture(
+    rt: &corral::Runtime,
+    spec: corral::Spec,
+) -> anyhow::Result<(corral::ExitStatus, String)> {
     use tokio::io::AsyncReadExt;
-    let mut c = rt.create(unique_id("cap"), spec).stdout(corral::Stdio::piped()).await?;
+    let mut c = rt
+        .create(unique_id("cap"), spec)
+        .stdout(corral::Stdio::piped())
+        .await?;
     let mut out = c.take_stdout().expect("piped stdout");
     c.start().await?;
     let mut text = String::new();
@@ -102,7 +115,10 @@ pub async fn run_capture(rt: &corral::Runtime, spec: corral::Spec) -> anyhow::Re
 }
 
 /// `probe info` in a container of `spec`'s shape, parsed.
-pub async fn probe_info(rt: &corral::Runtime, spec: corral::Spec) -> anyhow::Result<serde_json::Value> {
+pub async fn probe_info(
+    rt: &corral::Runtime,
+    spec: corral::Spec,
+) -> anyhow::Result<serde_json::Value> {
     let (status, out) = run_capture(rt, spec).await?;
     anyhow::ensure!(status.success(), "probe exited with {status}: {out}");
     Ok(serde_json::from_str(&out)?)
@@ -110,13 +126,23 @@ pub async fn probe_info(rt: &corral::Runtime, spec: corral::Spec) -> anyhow::Res
 
 /// Open fds of this process.
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").expect("read /proc/self/fd").count()
+    std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .count()
 }
+
+/// Serialises the tests of one test binary that count this process's
+/// children: what they share is the process itself, whose child list every
+/// concurrently running container test changes.
+pub static CHILDREN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Children of this process (all threads), live or zombie.
 pub fn child_count() -> usize {
     let mut n = 0;
-    for task in std::fs::read_dir("/proc/self/task").expect("read /proc/self/task").flatten() {
+    for task in std::fs::read_dir("/proc/self/task")
+        .expect("read /proc/self/task")
+        .flatten()
+    {
         let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
         n += children.split_whitespace().count();
     }

@@ -42,14 +42,20 @@ fn check_both(corral: &Output, runc: &Output, expect: impl Fn(&Output)) {
 
 /// `create --bundle <bundle> <extra...> <id>`.
 fn create(cli: &Cli, bundle: &Path, extra: &[&str], id: &str) -> Output {
-    let mut args = vec![OsStr::new("create"), OsStr::new("--bundle"), bundle.as_os_str()];
+    let mut args = vec![
+        OsStr::new("create"),
+        OsStr::new("--bundle"),
+        bundle.as_os_str(),
+    ];
     args.extend(extra.iter().map(OsStr::new));
     args.push(OsStr::new(id));
     cli.exec(args)
 }
 
 fn pid_of(state: &serde_json::Value) -> i32 {
-    let pid = state["pid"].as_i64().unwrap_or_else(|| panic!("state has no numeric pid: {state}"));
+    let pid = state["pid"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("state has no numeric pid: {state}"));
     i32::try_from(pid).expect("pid fits i32")
 }
 
@@ -77,8 +83,16 @@ fn list_row(cli: &Cli, id: &str) -> Option<Vec<String>> {
     let out = cli.exec(["list"]);
     out.assert_success();
     let mut lines = out.stdout.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(header, ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], "{out}");
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+        "{out}"
+    );
     lines
         .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
         .find(|cols| cols.first().is_some_and(|c| c == id))
@@ -88,8 +102,11 @@ fn list_row(cli: &Cli, id: &str) -> Option<Vec<String>> {
 fn list_json_entry(cli: &Cli, id: &str) -> Option<serde_json::Value> {
     let out = cli.exec(["list", "--format", "json"]);
     out.assert_success();
-    let all: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{out}\nnot JSON: {e}"));
-    let all = all.as_array().unwrap_or_else(|| panic!("list --format json is not an array: {out}"));
+    let all: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{out}\nnot JSON: {e}"));
+    let all = all
+        .as_array()
+        .unwrap_or_else(|| panic!("list --format json is not an array: {out}"));
     all.iter().find(|c| c["id"] == id).cloned()
 }
 
@@ -99,16 +116,23 @@ fn assert_listed(cli: &Cli, id: &str, status: &str, pid: i32) {
     let row = list_row(cli, id).unwrap_or_else(|| panic!("`list` does not show {id}"));
     assert_eq!(row[1], pid.to_string(), "list PID column of {id}: {row:?}");
     assert_eq!(row[2], status, "list STATUS column of {id}: {row:?}");
-    let entry = list_json_entry(cli, id).unwrap_or_else(|| panic!("`list --format json` does not show {id}"));
+    let entry = list_json_entry(cli, id)
+        .unwrap_or_else(|| panic!("`list --format json` does not show {id}"));
     assert_eq!(entry["status"], status, "{entry}");
     assert_eq!(entry["pid"], pid, "{entry}");
     let quiet = cli.exec(["list", "-q"]);
-    assert!(quiet.stdout.lines().any(|l| l == id), "`list -q` does not show {id}: {quiet}");
+    assert!(
+        quiet.stdout.lines().any(|l| l == id),
+        "`list -q` does not show {id}: {quiet}"
+    );
 }
 
 fn assert_not_listed(cli: &Cli, id: &str) {
     assert!(list_row(cli, id).is_none(), "`list` still shows {id}");
-    assert!(list_json_entry(cli, id).is_none(), "`list --format json` still shows {id}");
+    assert!(
+        list_json_entry(cli, id).is_none(),
+        "`list --format json` still shows {id}"
+    );
 }
 
 // ---------------------------------------------------------------------
@@ -209,7 +233,10 @@ fn root_filesystem_is_read_only() {
     let (corral, runc) = run_both("rofs", &["touch", "/x"]);
     check_both(&corral, &runc, |o| {
         assert_ne!(o.code(), 0, "{o}");
-        assert!(o.stdout.contains("Read-only file system"), "expected EROFS from touch: {o}");
+        assert!(
+            o.stdout.contains("Read-only file system"),
+            "expected EROFS from touch: {o}"
+        );
     });
 }
 
@@ -228,9 +255,14 @@ fn masked_paths_read_empty() {
         .iter()
         .map(|p| p.as_str().expect("masked path is a string").to_owned())
         .collect();
-    let (dirs, files): (Vec<&String>, Vec<&String>) =
-        masked.iter().filter(|p| Path::new(p).exists()).partition(|p| Path::new(p).is_dir());
-    assert!(!files.is_empty() && !dirs.is_empty(), "need a masked file and a masked dir on this host: {masked:?}");
+    let (dirs, files): (Vec<&String>, Vec<&String>) = masked
+        .iter()
+        .filter(|p| Path::new(p).exists())
+        .partition(|p| Path::new(p).is_dir());
+    assert!(
+        !files.is_empty() && !dirs.is_empty(),
+        "need a masked file and a masked dir on this host: {masked:?}"
+    );
     let mut script = String::new();
     let mut want = Vec::new();
     for f in &files {
@@ -275,14 +307,25 @@ fn capabilities_are_the_default_configs() {
 #[test]
 fn open_files_rlimit_is_1024() {
     require_root();
-    let (corral, runc) = run_both("nofile", &["sh", "-c", "ulimit -n; grep 'Max open files' /proc/self/limits"]);
+    let (corral, runc) = run_both(
+        "nofile",
+        &[
+            "sh",
+            "-c",
+            "ulimit -n; grep 'Max open files' /proc/self/limits",
+        ],
+    );
     check_both(&corral, &runc, |o| {
         assert_eq!(o.code(), 0, "{o}");
         let lines = o.lines();
         assert_eq!(lines.len(), 2, "{o}");
         assert_eq!(lines[0], "1024", "{o}");
         let fields: Vec<&str> = lines[1].split_whitespace().collect();
-        assert_eq!(fields, ["Max", "open", "files", "1024", "1024", "files"], "{o}");
+        assert_eq!(
+            fields,
+            ["Max", "open", "files", "1024", "1024", "files"],
+            "{o}"
+        );
     });
 }
 
@@ -314,11 +357,22 @@ fn create_start_kill_delete_moves_through_created_running_stopped() {
     let state = cli.state(&id);
     assert_eq!(state["status"], "created", "{state}");
     assert_eq!(state["id"], id.as_str(), "{state}");
-    assert_eq!(state["bundle"], w.bundle.path().to_str().unwrap(), "{state}");
+    assert_eq!(
+        state["bundle"],
+        w.bundle.path().to_str().unwrap(),
+        "{state}"
+    );
     let pid = pid_of(&state);
     assert!(pid > 0, "{state}");
-    assert!(Path::new(&format!("/proc/{pid}")).exists(), "created container's pid {pid} has no /proc entry");
-    assert_eq!(read_pid_file(&pid_file), pid, "--pid-file differs from state's pid");
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "created container's pid {pid} has no /proc entry"
+    );
+    assert_eq!(
+        read_pid_file(&pid_file),
+        pid,
+        "--pid-file differs from state's pid"
+    );
     let pidfd = pidfd(pid);
     assert!(cli.root().join(&id).is_dir(), "no state dir for {id}");
     assert_listed(cli, &id, "created", pid);
@@ -334,11 +388,17 @@ fn create_start_kill_delete_moves_through_created_running_stopped() {
     wait_exit(&pidfd, "the container after `kill KILL`");
     let state = cli.state(&id);
     assert_eq!(state["status"], "stopped", "{state}");
-    assert_eq!(state["pid"], 0, "a stopped container's pid is 0, as in runc: {state}");
+    assert_eq!(
+        state["pid"], 0,
+        "a stopped container's pid is 0, as in runc: {state}"
+    );
     assert_listed(cli, &id, "stopped", 0);
 
     cli.exec(["delete", &id]).assert_success();
-    assert!(!cli.root().join(&id).exists(), "state dir of {id} left after delete");
+    assert!(
+        !cli.root().join(&id).exists(),
+        "state dir of {id} left after delete"
+    );
     cli.exec(["state", &id]).assert_failure_mentioning(&id);
     assert_not_listed(cli, &id);
     assert_no_mounts_under(w.bundle.path());
@@ -359,8 +419,14 @@ fn create_with_a_duplicate_id_fails_and_leaves_the_first_container_intact() {
 
     create(cli, w.bundle.path(), &[], &id).assert_failure_mentioning(&id);
     let after = cli.state(&id);
-    assert_eq!(after, first, "the failed duplicate changed the first container's state");
-    assert!(!has_exited(&pidfd), "the failed duplicate killed the first container");
+    assert_eq!(
+        after, first,
+        "the failed duplicate changed the first container's state"
+    );
+    assert!(
+        !has_exited(&pidfd),
+        "the failed duplicate killed the first container"
+    );
 
     cli.exec(["start", &id]).assert_success();
     assert_eq!(cli.state(&id)["status"], "running");
@@ -375,7 +441,10 @@ fn start_of_an_unknown_id_fails_naming_it() {
     let w = sleeper_world("unknown");
     let id = w.id("no-such-container");
     w.corral.exec(["start", &id]).assert_failure_mentioning(&id);
-    assert!(!w.corral.root().join(&id).exists(), "start of an unknown id made a state dir");
+    assert!(
+        !w.corral.root().join(&id).exists(),
+        "start of an unknown id made a state dir"
+    );
 }
 
 /// Terminal-false variant (see [`sleeper_world`]).
@@ -388,7 +457,8 @@ fn kill_with_a_bad_signal_name_fails_naming_it_and_signals_nothing() {
     let _guard = cli.guard(&id);
     let pidfd = create_and_start(&w, &id);
 
-    cli.exec(["kill", &id, "SIGNOPE"]).assert_failure_mentioning("SIGNOPE");
+    cli.exec(["kill", &id, "SIGNOPE"])
+        .assert_failure_mentioning("SIGNOPE");
     assert_eq!(cli.state(&id)["status"], "running");
     assert!(!has_exited(&pidfd), "a bad kill stopped the container");
 
@@ -409,11 +479,17 @@ fn delete_of_a_running_container_needs_force() {
 
     cli.exec(["delete", &id]).assert_failure_mentioning(&id);
     assert_eq!(cli.state(&id)["status"], "running");
-    assert!(!has_exited(&pidfd), "delete without --force stopped the container");
+    assert!(
+        !has_exited(&pidfd),
+        "delete without --force stopped the container"
+    );
 
     cli.exec(["delete", "--force", &id]).assert_success();
     wait_exit(&pidfd, "the container after `delete --force`");
-    assert!(!cli.root().join(&id).exists(), "state dir of {id} left after delete --force");
+    assert!(
+        !cli.root().join(&id).exists(),
+        "state dir of {id} left after delete --force"
+    );
     cli.exec(["state", &id]).assert_failure_mentioning(&id);
     assert_no_mounts_under(w.bundle.path());
 }
@@ -432,12 +508,19 @@ fn create_with_terminal_sends_the_pty_master_to_the_console_socket() {
         let _guard = cli.guard(&id);
 
         create(cli, w.bundle.path(), &[], &id).assert_failure_mentioning("console");
-        assert!(cli.exec(["state", &id]).status.code() != Some(0), "{} left a container after refusing", cli.name());
+        assert!(
+            cli.exec(["state", &id]).status.code() != Some(0),
+            "{} left a container after refusing",
+            cli.name()
+        );
 
         let socket = ConsoleSocket::bind(w.tmp().join(format!("{id}.sock")));
         let socket_arg = socket.path().to_str().expect("utf-8 temp path");
         create(cli, w.bundle.path(), &["--console-socket", socket_arg], &id).assert_success();
-        let mut pty = PtyReader::new(socket.recv_master(), format!("{}'s console of {id}", cli.name()));
+        let mut pty = PtyReader::new(
+            socket.recv_master(),
+            format!("{}'s console of {id}", cli.name()),
+        );
         let pidfd = pidfd(pid_of(&cli.state(&id)));
         cli.exec(["start", &id]).assert_success();
         let text = pty.read_to_end();
@@ -472,10 +555,16 @@ fn spec_writes_a_runnable_config_and_refuses_to_overwrite_it() {
     let written = std::fs::read(dir.join("config.json")).expect("spec wrote config.json");
     build_busybox_rootfs(&dir.join("rootfs")).expect("build busybox rootfs");
     let mut bundle = Bundle::load(&dir);
-    let hostname = bundle.config()["hostname"].as_str().expect("spec sets a hostname").to_owned();
+    let hostname = bundle.config()["hostname"]
+        .as_str()
+        .expect("spec sets a hostname")
+        .to_owned();
     bundle.set_args(&["sh", "-c", "echo $$; hostname"]);
     let terminal = bundle.config()["process"]["terminal"] == true;
-    assert!(terminal, "corral spec should default to terminal: true as runc's does");
+    assert!(
+        terminal,
+        "corral spec should default to terminal: true as runc's does"
+    );
 
     let run = |cli: &Cli| {
         let id = corral_tests::unique_id("spec");
@@ -496,7 +585,16 @@ fn spec_writes_a_runnable_config_and_refuses_to_overwrite_it() {
     });
 
     let before = std::fs::read(dir.join("config.json")).expect("read config.json");
-    corral.exec_in(Some(&dir), ["spec"]).assert_failure_mentioning("config.json");
-    assert_eq!(std::fs::read(dir.join("config.json")).expect("read config.json"), before, "spec overwrote config.json");
-    assert_ne!(written, before, "the test's args edit should have changed config.json");
+    corral
+        .exec_in(Some(&dir), ["spec"])
+        .assert_failure_mentioning("config.json");
+    assert_eq!(
+        std::fs::read(dir.join("config.json")).expect("read config.json"),
+        before,
+        "spec overwrote config.json"
+    );
+    assert_ne!(
+        written, before,
+        "the test's args edit should have changed config.json"
+    );
 }

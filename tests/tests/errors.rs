@@ -6,8 +6,16 @@ use corral_tests::*;
 #[tokio::test]
 async fn missing_rootfs_is_named() {
     require_root();
-    let spec = Spec::builder().rootfs("/nonexistent/rootfs-x").args(["/bin/true"]).build().unwrap();
-    let err = runtime().create(unique_id("norootfs"), spec).await.unwrap_err();
+    let _serial = CHILDREN.lock().await;
+    let spec = Spec::builder()
+        .rootfs("/nonexistent/rootfs-x")
+        .args(["/bin/true"])
+        .build()
+        .unwrap();
+    let err = runtime()
+        .create(unique_id("norootfs"), spec)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Rootfs { .. }), "{err:?}");
     assert!(err.to_string().contains("/nonexistent/rootfs-x"), "{err}");
 }
@@ -15,9 +23,15 @@ async fn missing_rootfs_is_named() {
 #[tokio::test]
 async fn missing_executable_reports_step_resolve_and_enoent() {
     require_root();
+    let _serial = CHILDREN.lock().await;
     let before = child_count();
-    let err = runtime().create(unique_id("noexe"), probe_spec(&["/bin/nope"])).await.unwrap_err();
-    let init = err.init_error().unwrap_or_else(|| panic!("not an init error: {err:?}"));
+    let err = runtime()
+        .create(unique_id("noexe"), probe_spec(&["/bin/nope"]))
+        .await
+        .unwrap_err();
+    let init = err
+        .init_error()
+        .unwrap_or_else(|| panic!("not an init error: {err:?}"));
     assert_eq!(init.step, Step::Resolve);
     assert_eq!(init.errno, Some(libc::ENOENT));
     assert_eq!(init.path.as_ref().unwrap().as_bytes(), b"/bin/nope");
@@ -27,7 +41,11 @@ async fn missing_executable_reports_step_resolve_and_enoent() {
 #[tokio::test]
 async fn executable_not_on_path_is_named() {
     require_root();
-    let err = runtime().create(unique_id("nopath"), probe_spec(&["nope-cmd"])).await.unwrap_err();
+    let _serial = CHILDREN.lock().await;
+    let err = runtime()
+        .create(unique_id("nopath"), probe_spec(&["nope-cmd"]))
+        .await
+        .unwrap_err();
     let init = err.init_error().expect("init error");
     assert_eq!(init.step, Step::Resolve);
     assert_eq!(init.path.as_ref().unwrap().as_bytes(), b"nope-cmd");
@@ -36,7 +54,11 @@ async fn executable_not_on_path_is_named() {
 #[tokio::test]
 async fn malformed_config_json_is_named() {
     let dir = TempDir::new("badjson");
-    std::fs::write(dir.path().join("config.json"), "{\"ociVersion\": \"1.0.2\", \"process\": [}").unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        "{\"ociVersion\": \"1.0.2\", \"process\": [}",
+    )
+    .unwrap();
     let err = Spec::from_bundle(dir.path()).unwrap_err();
     assert!(matches!(err, Error::LoadSpec { .. }));
     assert!(err.to_string().contains("config.json"), "{err}");
@@ -60,26 +82,47 @@ async fn unknown_namespace_type_is_named() {
 #[tokio::test]
 async fn unsupported_field_is_refused_before_anything_starts() {
     require_root();
+    let _serial = CHILDREN.lock().await;
     let before = child_count();
     let mut spec = probe_spec(&["/bin/true"]);
-    spec.oci_mut().linux_mut().as_mut().unwrap().set_cgroups_path(Some("/x".into()));
-    let err = runtime().create(unique_id("unsup"), spec).await.unwrap_err();
-    assert_eq!(err.to_string(), "unsupported: linux.cgroupsPath: per-container cgroups are not implemented yet");
+    spec.oci_mut()
+        .linux_mut()
+        .as_mut()
+        .unwrap()
+        .set_cgroups_path(Some("/x".into()));
+    let err = runtime()
+        .create(unique_id("unsup"), spec)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unsupported: linux.cgroupsPath: per-container cgroups are not implemented yet"
+    );
     assert_eq!(child_count(), before);
 }
 
 #[tokio::test]
 async fn invalid_id_is_refused() {
-    let err = runtime().create("../escape", probe_spec(&["/bin/true"])).await.unwrap_err();
+    let err = runtime()
+        .create("../escape", probe_spec(&["/bin/true"]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidId { .. }), "{err:?}");
 }
 
 #[tokio::test]
 async fn unexecutable_init_binary_is_reported_with_its_errno() {
     require_root();
-    let rt = corral::Runtime::builder().init_binary("/nonexistent/corral-init", false).build().unwrap();
+    let _serial = CHILDREN.lock().await;
+    let rt = corral::Runtime::builder()
+        .init_binary("/nonexistent/corral-init", false)
+        .build()
+        .unwrap();
     let before = child_count();
-    let err = rt.create(unique_id("noinit"), probe_spec(&["/bin/true"])).await.unwrap_err();
+    let err = rt
+        .create(unique_id("noinit"), probe_spec(&["/bin/true"]))
+        .await
+        .unwrap_err();
     match err {
         // The child's exit status is the errno of its failed execve.
         Error::InitDied { status, .. } => assert_eq!(status.code(), Some(libc::ENOENT)),

@@ -10,7 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn exit_code_propagates() {
     require_root();
     let rt = runtime();
-    let (status, _) = run_capture(&rt, probe_spec(&["/probe", "exit", "7"])).await.unwrap();
+    let (status, _) = run_capture(&rt, probe_spec(&["/probe", "exit", "7"]))
+        .await
+        .unwrap();
     assert_eq!(status.code(), Some(7));
     assert_eq!(status.shell_code(), 7);
 }
@@ -19,7 +21,10 @@ async fn exit_code_propagates() {
 async fn killing_by_signal_is_reported_as_that_signal() {
     require_root();
     let rt = runtime();
-    let mut c = rt.create(unique_id("sig"), probe_spec(&["/bin/sleep", "100"])).await.unwrap();
+    let mut c = rt
+        .create(unique_id("sig"), probe_spec(&["/bin/sleep", "100"]))
+        .await
+        .unwrap();
     c.start().await.unwrap();
     c.kill(libc::SIGKILL).unwrap();
     let status = c.wait().await.unwrap();
@@ -32,7 +37,10 @@ async fn killing_by_signal_is_reported_as_that_signal() {
 async fn wait_may_be_awaited_from_many_tasks() {
     require_root();
     let rt = runtime();
-    let mut c = rt.create(unique_id("waiters"), probe_spec(&["/probe", "exit", "3"])).await.unwrap();
+    let mut c = rt
+        .create(unique_id("waiters"), probe_spec(&["/probe", "exit", "3"]))
+        .await
+        .unwrap();
     c.start().await.unwrap();
     let c = std::sync::Arc::new(c);
     let waiters: Vec<_> = (0..4)
@@ -49,7 +57,9 @@ async fn wait_may_be_awaited_from_many_tasks() {
 #[tokio::test]
 async fn process_is_pid_1_and_sees_only_its_own_processes() {
     require_root();
-    let info = probe_info(&runtime(), probe_spec(&["/probe", "info"])).await.unwrap();
+    let info = probe_info(&runtime(), probe_spec(&["/probe", "info"]))
+        .await
+        .unwrap();
     assert_eq!(info["pid"], 1);
     assert_eq!(info["procs"], serde_json::json!([1]));
 }
@@ -68,26 +78,50 @@ async fn hostname_is_set_in_its_uts_namespace() {
 #[tokio::test]
 async fn host_mounts_are_invisible_and_none_leak_to_the_host() {
     require_root();
-    let info = probe_info(&runtime(), probe_spec(&["/probe", "info"])).await.unwrap();
-    let mounts: Vec<&str> = info["mounts"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    let info = probe_info(&runtime(), probe_spec(&["/probe", "info"]))
+        .await
+        .unwrap();
+    let mounts: Vec<&str> = info["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
     assert_eq!(mounts[0], "/", "{mounts:?}");
     for m in &mounts {
         assert!(
-            ["/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"].iter().any(|ok| m == ok)
+            [
+                "/",
+                "/proc",
+                "/dev",
+                "/dev/pts",
+                "/dev/shm",
+                "/dev/mqueue",
+                "/sys"
+            ]
+            .iter()
+            .any(|ok| m == ok)
                 || m.starts_with("/sys/fs/cgroup")
                 || m.starts_with("/proc/")
                 || m.starts_with("/sys/"),
             "unexpected mount {m} in {mounts:?}"
         );
     }
-    assert!(!mounts.iter().any(|m| m.starts_with("/work") || m.starts_with("/mnt")), "{mounts:?}");
+    assert!(
+        !mounts
+            .iter()
+            .any(|m| m.starts_with("/work") || m.starts_with("/mnt")),
+        "{mounts:?}"
+    );
     assert!(host_mounts_under(shared_rootfs()).is_empty());
 }
 
 #[tokio::test]
 async fn namespaces_differ_from_the_hosts() {
     require_root();
-    let info = probe_info(&runtime(), probe_spec(&["/probe", "info"])).await.unwrap();
+    let info = probe_info(&runtime(), probe_spec(&["/probe", "info"]))
+        .await
+        .unwrap();
     for ns in ["pid", "mnt", "uts", "ipc"] {
         assert_ne!(info["ns"][ns], host_ns(ns), "{ns}");
     }
@@ -128,7 +162,9 @@ async fn piped_stdin_round_trips_through_cat() {
 #[tokio::test]
 async fn container_sees_only_stdio_fds() {
     require_root();
-    let (status, out) = run_capture(&runtime(), probe_spec(&["/probe", "fds"])).await.unwrap();
+    let (status, out) = run_capture(&runtime(), probe_spec(&["/probe", "fds"]))
+        .await
+        .unwrap();
     assert!(status.success());
     assert_eq!(out.trim(), "[0,1,2]");
 }

@@ -17,7 +17,9 @@ async fn five_hundred_concurrent_containers_leave_nothing_behind() {
         .map(|_| {
             let rt = rt.clone();
             tokio::spawn(async move {
-                let mut c = rt.create(unique_id("scale"), probe_spec(&["/bin/true"])).await?;
+                let mut c = rt
+                    .create(unique_id("scale"), probe_spec(&["/bin/true"]))
+                    .await?;
                 c.start().await?;
                 let status = c.wait().await?;
                 c.delete().await?;
@@ -32,7 +34,12 @@ async fn five_hundred_concurrent_containers_leave_nothing_behind() {
             other => failures.push(format!("{other:?}")),
         }
     }
-    assert!(failures.is_empty(), "{} failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     assert_eq!(open_fds(), fds_before, "fds leaked");
     assert_eq!(child_count(), children_before, "children left");
     assert!(host_mounts_under(shared_rootfs()).is_empty());

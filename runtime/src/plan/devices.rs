@@ -27,18 +27,25 @@ const DEFAULT_SYMLINKS: &[(&str, &str)] = &[
 
 /// Devices and symlinks to create. When the config bind-mounts `/dev`
 /// from the host, only its own `linux.devices` are made.
-pub(crate) fn plan(config: &[LinuxDevice], dev_is_bound: bool) -> Result<(Vec<DeviceNode>, Vec<Symlink>)> {
+pub(crate) fn plan(
+    config: &[LinuxDevice],
+    dev_is_bound: bool,
+) -> Result<(Vec<DeviceNode>, Vec<Symlink>)> {
     let mut nodes: Vec<DeviceNode> = Vec::new();
     if !dev_is_bound {
-        nodes.extend(DEFAULT_DEVICES.iter().map(|&(path, major, minor)| DeviceNode {
-            path: path.into(),
-            kind: 'c',
-            major,
-            minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        }));
+        nodes.extend(
+            DEFAULT_DEVICES
+                .iter()
+                .map(|&(path, major, minor)| DeviceNode {
+                    path: path.into(),
+                    kind: 'c',
+                    major,
+                    minor,
+                    mode: 0o666,
+                    uid: 0,
+                    gid: 0,
+                }),
+        );
     }
     for (i, d) in config.iter().enumerate() {
         let node = device(i, d)?;
@@ -63,18 +70,25 @@ fn device(index: usize, d: &LinuxDevice) -> Result<DeviceNode> {
     let field = format!("linux.devices[{index}]");
     let path = d.path();
     if !path.is_absolute() || !path.starts_with("/dev") {
-        return Err(Error::invalid(format!("{field}.path"), format!("{path:?} is not under /dev")));
+        return Err(Error::invalid(
+            format!("{field}.path"),
+            format!("{path:?} is not under /dev"),
+        ));
     }
     let kind = match d.typ() {
         LinuxDeviceType::C | LinuxDeviceType::U => 'c',
         LinuxDeviceType::B => 'b',
         LinuxDeviceType::P => 'p',
         LinuxDeviceType::A => {
-            return Err(Error::invalid(format!("{field}.type"), "\"a\" is for cgroup rules, not nodes"));
+            return Err(Error::invalid(
+                format!("{field}.type"),
+                "\"a\" is for cgroup rules, not nodes",
+            ));
         }
     };
     let number = |what: &str, v: i64| {
-        u32::try_from(v).map_err(|_| Error::invalid(format!("{field}.{what}"), format!("{v} out of range")))
+        u32::try_from(v)
+            .map_err(|_| Error::invalid(format!("{field}.{what}"), format!("{v} out of range")))
     };
     Ok(DeviceNode {
         path: RawPath::from(path.as_path()),

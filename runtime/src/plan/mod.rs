@@ -33,7 +33,10 @@ pub(crate) struct Plan {
 pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) -> Result<Plan> {
     let oci = spec.oci();
     refuse_unsupported(oci)?;
-    let linux = oci.linux().as_ref().ok_or_else(|| Error::invalid("linux", "missing"))?;
+    let linux = oci
+        .linux()
+        .as_ref()
+        .ok_or_else(|| Error::invalid("linux", "missing"))?;
     let namespaces = namespaces(linux)?;
     let has = |t: LinuxNamespaceType| namespaces.contains(&t);
     if !has(LinuxNamespaceType::Mount) {
@@ -42,11 +45,20 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
             "a mount namespace is required (corral never mounts in the host's)",
         ));
     }
-    let root = oci.root().as_ref().ok_or_else(|| Error::invalid("root", "missing"))?;
+    let root = oci
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::invalid("root", "missing"))?;
     let rootfs = spec.rootfs()?;
-    let process = oci.process().as_ref().ok_or_else(|| Error::invalid("process", "missing"))?;
+    let process = oci
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::invalid("process", "missing"))?;
     if (oci.hostname().is_some() || oci.domainname().is_some()) && !has(LinuxNamespaceType::Uts) {
-        return Err(Error::invalid("hostname", "setting it needs a uts namespace"));
+        return Err(Error::invalid(
+            "hostname",
+            "setting it needs a uts namespace",
+        ));
     }
     let cgroups = CgroupContext {
         layout,
@@ -59,11 +71,13 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
     let dev_is_bound = mount_ops
         .iter()
         .any(|m| m.destination.as_bytes() == b"/dev" && m.fstype.is_none());
-    let (devices, symlinks) = devices::plan(linux.devices().as_deref().unwrap_or(&[]), dev_is_bound)?;
+    let (devices, symlinks) =
+        devices::plan(linux.devices().as_deref().unwrap_or(&[]), dev_is_bound)?;
     let root_propagation = match linux.rootfs_propagation().as_deref() {
         None | Some("") => libc::MS_SLAVE | libc::MS_REC,
-        Some(p) => mounts::propagation(p)
-            .ok_or_else(|| Error::invalid("linux.rootfsPropagation", format!("unknown value {p:?}")))?,
+        Some(p) => mounts::propagation(p).ok_or_else(|| {
+            Error::invalid("linux.rootfsPropagation", format!("unknown value {p:?}"))
+        })?,
     };
     let init = InitSpec {
         container_id: id.to_owned(),
@@ -90,17 +104,28 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
 }
 
 fn paths(list: &Option<Vec<String>>) -> Vec<RawPath> {
-    list.iter().flatten().map(|p| RawPath::from(p.as_str())).collect()
+    list.iter()
+        .flatten()
+        .map(|p| RawPath::from(p.as_str()))
+        .collect()
 }
 
 /// Refuses every field whose support comes later, naming it.
 fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
-    let later = |field: &str, what: &str| Err(Error::unsupported(field, format!("{what} are not implemented yet")));
+    let later = |field: &str, what: &str| {
+        Err(Error::unsupported(
+            field,
+            format!("{what} are not implemented yet"),
+        ))
+    };
     if oci.hooks().is_some() {
         return later("hooks", "hooks");
     }
     if let Some(p) = oci.process() {
-        if p.apparmor_profile().as_deref().is_some_and(|s| !s.is_empty()) {
+        if p.apparmor_profile()
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+        {
             return later("process.apparmorProfile", "AppArmor profiles");
         }
         if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
@@ -116,7 +141,9 @@ fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
             return later("process.execCPUAffinity", "CPU affinities");
         }
     }
-    let Some(linux) = oci.linux() else { return Ok(()) };
+    let Some(linux) = oci.linux() else {
+        return Ok(());
+    };
     if linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
     {
@@ -146,7 +173,11 @@ fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
     if linux.net_devices().is_some() {
         return later("linux.netDevices", "network device moves");
     }
-    if linux.mount_label().as_deref().is_some_and(|s| !s.is_empty()) {
+    if linux
+        .mount_label()
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+    {
         return later("linux.mountLabel", "SELinux mount labels");
     }
     Ok(())
@@ -181,10 +212,16 @@ fn namespaces(linux: &Linux) -> Result<Vec<LinuxNamespaceType>> {
         }
         match ns.typ() {
             LinuxNamespaceType::User => {
-                return Err(Error::unsupported(field, "user namespaces are not implemented yet"));
+                return Err(Error::unsupported(
+                    field,
+                    "user namespaces are not implemented yet",
+                ));
             }
             LinuxNamespaceType::Time => {
-                return Err(Error::unsupported(field, "time namespaces are not implemented yet"));
+                return Err(Error::unsupported(
+                    field,
+                    "time namespaces are not implemented yet",
+                ));
             }
             _ => seen.push(ns.typ()),
         }
@@ -196,10 +233,21 @@ fn namespaces(linux: &Linux) -> Result<Vec<LinuxNamespaceType>> {
 /// runc does): writing one would otherwise change the host.
 fn sysctls(linux: &Linux, namespaces: &[LinuxNamespaceType]) -> Result<Vec<(String, String)>> {
     const IPC: &[&str] = &[
-        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-        "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
     ];
-    let mut out: Vec<(String, String)> = linux.sysctl().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut out: Vec<(String, String)> = linux
+        .sysctl()
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     out.sort();
     for (key, _) in &out {
         let field = format!("linux.sysctl[{key:?}]");
@@ -210,7 +258,10 @@ fn sysctls(linux: &Linux, namespaces: &[LinuxNamespaceType]) -> Result<Vec<(Stri
         } else if key == "kernel.hostname" || key == "kernel.domainname" {
             LinuxNamespaceType::Uts
         } else {
-            return Err(Error::invalid(field, "not namespaced: setting it would change the host"));
+            return Err(Error::invalid(
+                field,
+                "not namespaced: setting it would change the host",
+            ));
         };
         if !namespaces.contains(&needed) {
             return Err(Error::invalid(field, format!("needs a {needed} namespace")));
@@ -228,12 +279,18 @@ fn process_spec(p: &Process) -> Result<ProcessSpec> {
         return Err(Error::invalid("process.args", "empty: nothing to run"));
     }
     if !p.cwd().is_absolute() {
-        return Err(Error::invalid("process.cwd", format!("{:?} is not absolute", p.cwd())));
+        return Err(Error::invalid(
+            "process.cwd",
+            format!("{:?} is not absolute", p.cwd()),
+        ));
     }
     let env = p.env().as_deref().unwrap_or(&[]);
     for (i, e) in env.iter().enumerate() {
         if !e.contains('=') || e.contains('\0') {
-            return Err(Error::invalid(format!("process.env[{i}]"), format!("{e:?} is not KEY=value")));
+            return Err(Error::invalid(
+                format!("process.env[{i}]"),
+                format!("{e:?} is not KEY=value"),
+            ));
         }
     }
     let user = p.user();
@@ -242,7 +299,9 @@ fn process_spec(p: &Process) -> Result<ProcessSpec> {
         env: env.iter().map(|e| RawPath::from(e.as_str())).collect(),
         cwd: RawPath::from(p.cwd().as_path()),
         terminal: p.terminal().unwrap_or(false),
-        console_size: p.console_size().map(|b| (clamp16(b.height()), clamp16(b.width()))),
+        console_size: p
+            .console_size()
+            .map(|b| (clamp16(b.height()), clamp16(b.width()))),
         uid: user.uid(),
         gid: user.gid(),
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
@@ -279,7 +338,10 @@ fn rlimits(p: &Process) -> Result<Vec<Rlimit>> {
         let resource = names::rlimit_number(r.typ())
             .ok_or_else(|| Error::invalid(&field, format!("unknown type {:?}", r.typ())))?;
         if r.soft() > r.hard() {
-            return Err(Error::invalid(field, format!("soft limit {} above hard limit {}", r.soft(), r.hard())));
+            return Err(Error::invalid(
+                field,
+                format!("soft limit {} above hard limit {}", r.soft(), r.hard()),
+            ));
         }
         if out.iter().any(|o: &Rlimit| o.resource == resource) {
             return Err(Error::invalid(field, "type appears twice"));

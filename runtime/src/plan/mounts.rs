@@ -71,9 +71,27 @@ fn classify(option: &str) -> Opt {
 /// Options runc knows that need `mount_setattr` or idmapped mounts; they
 /// come with the spec-coverage work and are refused until then.
 const NOT_YET: &[&str] = &[
-    "idmap", "ridmap", "tmpcopyup", "rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev",
-    "rnoexec", "rexec", "rnoatime", "ratime", "rrelatime", "rnorelatime", "rstrictatime",
-    "rnostrictatime", "rnodiratime", "rdiratime", "rnosymfollow", "rsymfollow",
+    "idmap",
+    "ridmap",
+    "tmpcopyup",
+    "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rnoatime",
+    "ratime",
+    "rrelatime",
+    "rnorelatime",
+    "rstrictatime",
+    "rnostrictatime",
+    "rnodiratime",
+    "rdiratime",
+    "rnosymfollow",
+    "rsymfollow",
 ];
 
 /// Propagation flags from a `rootfsPropagation` value.
@@ -123,11 +141,14 @@ pub(crate) fn translate(
     let is_bind = fstype == "bind" || flags & libc::MS_BIND != 0;
     if is_bind {
         flags |= libc::MS_BIND;
-        let source = mount
-            .source()
-            .as_ref()
-            .ok_or_else(|| Error::invalid(format!("{field}.source"), "a bind mount needs a source"))?;
-        let source = if source.is_absolute() { source.clone() } else { bundle.join(source) };
+        let source = mount.source().as_ref().ok_or_else(|| {
+            Error::invalid(format!("{field}.source"), "a bind mount needs a source")
+        })?;
+        let source = if source.is_absolute() {
+            source.clone()
+        } else {
+            bundle.join(source)
+        };
         return Ok(vec![MountOp {
             source: Some(RawPath::from(source)),
             destination: RawPath::from(destination.as_path()),
@@ -138,12 +159,18 @@ pub(crate) fn translate(
         }]);
     }
     if fstype.is_empty() {
-        return Err(Error::invalid(format!("{field}.type"), "missing (and not a bind mount)"));
+        return Err(Error::invalid(
+            format!("{field}.type"),
+            "missing (and not a bind mount)",
+        ));
     }
     if fstype == "cgroup" || fstype == "cgroup2" {
         return Ok(cgroups.expand(destination, flags));
     }
-    let source = mount.source().as_ref().map_or_else(|| fstype.into(), |s| RawPath::from(s.as_path()));
+    let source = mount
+        .source()
+        .as_ref()
+        .map_or_else(|| fstype.into(), |s| RawPath::from(s.as_path()));
     Ok(vec![MountOp {
         source: Some(source),
         destination: RawPath::from(destination.as_path()),
@@ -253,14 +280,26 @@ mod tests {
         )
     }
 
-    fn translate_one(m: &oci_spec::runtime::Mount, layout: &Layout, ns: bool) -> Result<Vec<MountOp>> {
-        let ctx = CgroupContext { layout, cgroupns: ns };
+    fn translate_one(
+        m: &oci_spec::runtime::Mount,
+        layout: &Layout,
+        ns: bool,
+    ) -> Result<Vec<MountOp>> {
+        let ctx = CgroupContext {
+            layout,
+            cgroupns: ns,
+        };
         translate(0, m, Path::new("/bundle"), &ctx)
     }
 
     #[test]
     fn tmpfs_options_split_into_flags_and_data() {
-        let m = mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]);
+        let m = mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        );
         let ops = translate_one(&m, &v1_layout(), false).unwrap();
         assert_eq!(ops.len(), 1);
         assert_eq!(ops[0].flags, libc::MS_NOSUID | libc::MS_STRICTATIME);
@@ -272,7 +311,10 @@ mod tests {
     fn rbind_relative_source_is_resolved_against_the_bundle() {
         let m = mount("/data", "bind", "data", &["rbind", "ro", "rprivate"]);
         let op = &translate_one(&m, &v1_layout(), false).unwrap()[0];
-        assert_eq!(op.source.as_ref().unwrap().as_path(), Path::new("/bundle/data"));
+        assert_eq!(
+            op.source.as_ref().unwrap().as_path(),
+            Path::new("/bundle/data")
+        );
         assert_eq!(op.flags, libc::MS_BIND | libc::MS_REC | libc::MS_RDONLY);
         assert_eq!(op.propagation, libc::MS_PRIVATE | libc::MS_REC);
         assert_eq!(op.fstype, None);
@@ -287,14 +329,18 @@ mod tests {
     #[test]
     fn relative_destination_is_an_error_naming_the_field() {
         let m = mount("x", "tmpfs", "tmpfs", &[]);
-        let err = translate_one(&m, &v1_layout(), false).unwrap_err().to_string();
+        let err = translate_one(&m, &v1_layout(), false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("mounts[0].destination"), "{err}");
     }
 
     #[test]
     fn unimplemented_recursive_attributes_are_refused() {
         let m = mount("/x", "bind", "/y", &["rbind", "rro"]);
-        let err = translate_one(&m, &v1_layout(), false).unwrap_err().to_string();
+        let err = translate_one(&m, &v1_layout(), false)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("unsupported: mounts[0].options"), "{err}");
     }
 
@@ -302,16 +348,32 @@ mod tests {
     fn cgroup_on_v1_without_cgroupns_binds_own_dirs_read_only() {
         let m = mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "ro"]);
         let ops = translate_one(&m, &v1_layout(), false).unwrap();
-        let dests: Vec<_> = ops.iter().map(|o| o.destination.as_path().to_owned()).collect();
+        let dests: Vec<_> = ops
+            .iter()
+            .map(|o| o.destination.as_path().to_owned())
+            .collect();
         assert_eq!(
             dests,
-            ["/sys/fs/cgroup", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-                .map(PathBuf::from)
+            [
+                "/sys/fs/cgroup",
+                "/sys/fs/cgroup/cpu",
+                "/sys/fs/cgroup/memory",
+                "/sys/fs/cgroup/unified",
+                "/sys/fs/cgroup"
+            ]
+            .map(PathBuf::from)
         );
-        assert_eq!(ops[2].source.as_ref().unwrap().as_path(), Path::new("/sys/fs/cgroup/memory/a/b"));
+        assert_eq!(
+            ops[2].source.as_ref().unwrap().as_path(),
+            Path::new("/sys/fs/cgroup/memory/a/b")
+        );
         assert_ne!(ops[2].flags & libc::MS_BIND, 0);
         assert_ne!(ops[2].flags & libc::MS_RDONLY, 0);
-        assert_eq!(ops[0].flags & libc::MS_RDONLY, 0, "tmpfs is made ro only at the end");
+        assert_eq!(
+            ops[0].flags & libc::MS_RDONLY,
+            0,
+            "tmpfs is made ro only at the end"
+        );
         assert_ne!(ops[4].flags & libc::MS_REMOUNT, 0);
     }
 
@@ -326,10 +388,16 @@ mod tests {
 
     #[test]
     fn cgroup_on_pure_v2_is_one_cgroup2_mount() {
-        let layout = Layout::parse("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n", "0::/x\n");
+        let layout = Layout::parse(
+            "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+            "0::/x\n",
+        );
         let m = mount("/sys/fs/cgroup", "cgroup", "cgroup", &["ro"]);
         let ops = translate_one(&m, &layout, false).unwrap();
         assert_eq!(ops.len(), 1);
-        assert_eq!(ops[0].source.as_ref().unwrap().as_path(), Path::new("/sys/fs/cgroup/x"));
+        assert_eq!(
+            ops[0].source.as_ref().unwrap().as_path(),
+            Path::new("/sys/fs/cgroup/x")
+        );
     }
 }

@@ -36,7 +36,10 @@ fn spec_of(value: serde_json::Value) -> Spec {
 }
 
 fn plan_of(value: serde_json::Value) -> Result<Plan> {
-    let layout = Layout::parse("32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n", "1:cpu:/\n");
+    let layout = Layout::parse(
+        "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n",
+        "1:cpu:/\n",
+    );
     plan("c1", &spec_of(value), &layout, StartVia::Socket)
 }
 
@@ -47,22 +50,49 @@ fn err_of(value: serde_json::Value) -> String {
 #[test]
 fn runc_default_config_translates() {
     let p = plan_of(runc_default()).unwrap();
-    let want = libc::CLONE_NEWPID | libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWNS;
+    let want = libc::CLONE_NEWPID
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWNS;
     assert_eq!(p.clone_flags, want as u64);
     let init = p.init;
-    assert_eq!(init.rootfs.as_path(), std::path::Path::new("/bundle/rootfs"));
+    assert_eq!(
+        init.rootfs.as_path(),
+        std::path::Path::new("/bundle/rootfs")
+    );
     assert!(init.readonly_root);
     assert!(init.loopback_up);
     assert_eq!(init.hostname.as_deref(), Some("runc"));
     assert_eq!(init.root_propagation, libc::MS_SLAVE | libc::MS_REC);
     let caps = init.process.capabilities.unwrap();
     let three = (1 << 29) | (1 << 5) | (1 << 10);
-    assert_eq!((caps.bounding, caps.effective, caps.permitted, caps.ambient, caps.inheritable), (three, three, three, three, 0));
-    assert_eq!(init.process.rlimits, [Rlimit { resource: libc::RLIMIT_NOFILE, soft: 1024, hard: 1024 }]);
+    assert_eq!(
+        (
+            caps.bounding,
+            caps.effective,
+            caps.permitted,
+            caps.ambient,
+            caps.inheritable
+        ),
+        (three, three, three, three, 0)
+    );
+    assert_eq!(
+        init.process.rlimits,
+        [Rlimit {
+            resource: libc::RLIMIT_NOFILE,
+            soft: 1024,
+            hard: 1024
+        }]
+    );
     assert!(init.process.no_new_privileges);
     assert!(init.process.terminal);
     assert_eq!(init.devices.len(), 6);
-    assert!(init.symlinks.iter().any(|s| s.link.as_bytes() == b"/dev/ptmx"));
+    assert!(
+        init.symlinks
+            .iter()
+            .any(|s| s.link.as_bytes() == b"/dev/ptmx")
+    );
     // proc, dev, then the cgroup tmpfs + 1 hierarchy + final ro remount.
     assert_eq!(init.mounts.len(), 5);
 }
@@ -84,8 +114,14 @@ fn an_empty_resources_object_is_accepted() {
 #[test]
 fn user_namespace_is_refused_naming_the_entry() {
     let mut v = runc_default();
-    v["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
-    assert_eq!(err_of(v), "unsupported: linux.namespaces[5]: user namespaces are not implemented yet");
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    assert_eq!(
+        err_of(v),
+        "unsupported: linux.namespaces[5]: user namespaces are not implemented yet"
+    );
 }
 
 #[test]
@@ -98,7 +134,10 @@ fn missing_mount_namespace_is_refused() {
 #[test]
 fn duplicate_namespace_is_refused() {
     let mut v = runc_default();
-    v["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "pid"}));
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "pid"}));
     assert!(err_of(v).contains("linux.namespaces[5]"));
 }
 
@@ -136,7 +175,10 @@ fn net_sysctl_needs_a_network_namespace() {
     v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "uts"}]);
     v["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
     let err = err_of(v);
-    assert!(err.starts_with("invalid linux.sysctl[\"net.ipv4.ip_forward\"]: needs a"), "{err}");
+    assert!(
+        err.starts_with("invalid linux.sysctl[\"net.ipv4.ip_forward\"]: needs a"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -152,7 +194,8 @@ fn hooks_and_seccomp_are_refused_naming_the_field() {
 #[test]
 fn bind_mounted_dev_gets_no_default_nodes() {
     let mut v = runc_default();
-    v["mounts"] = json!([{"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"]}]);
+    v["mounts"] =
+        json!([{"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"]}]);
     let p = plan_of(v).unwrap();
     assert!(p.init.devices.is_empty());
     assert!(p.init.symlinks.is_empty());
@@ -161,9 +204,15 @@ fn bind_mounted_dev_gets_no_default_nodes() {
 #[test]
 fn config_devices_override_defaults_and_are_validated() {
     let mut v = runc_default();
-    v["linux"]["devices"] = json!([{"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o600}]);
+    v["linux"]["devices"] =
+        json!([{"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o600}]);
     let p = plan_of(v.clone()).unwrap();
-    let null = p.init.devices.iter().find(|d| d.path.as_bytes() == b"/dev/null").unwrap();
+    let null = p
+        .init
+        .devices
+        .iter()
+        .find(|d| d.path.as_bytes() == b"/dev/null")
+        .unwrap();
     assert_eq!(null.mode, 0o600);
     v["linux"]["devices"] = json!([{"path": "/etc/x", "type": "c", "major": 1, "minor": 3}]);
     assert!(err_of(v).contains("linux.devices[0].path"));

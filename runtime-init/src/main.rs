@@ -1,0 +1,90 @@
+//! corral-init: the in-namespace init of a corral container.
+//!
+//! The runtime execs this binary (from a sealed memfd) inside the new
+//! namespaces with `argv = ["corral-init", "<init socket fd>"]`, an empty
+//! environment and the workload's stdio on fds 0-2. It reads an `InitSpec`
+//! from the socket, sets the container up one step at a time (one module
+//! per `protocol::Step`, called in order below), reports `Ready`, waits for
+//! the start signal and execs the workload. Any failure is sent as an
+//! `InitError` naming its step, and the init exits. It never writes to fds
+//! 0-2, which belong to the workload.
+
+mod capabilities;
+mod channel;
+mod close_fds;
+mod console;
+mod cwd;
+mod dev;
+mod error;
+mod exec;
+mod hostname;
+mod in_root;
+mod masked_paths;
+mod mounts;
+mod network;
+mod no_new_privs;
+mod oom_score_adj;
+mod pivot_root;
+mod readonly_paths;
+mod resolve;
+mod rlimits;
+mod rootfs;
+mod sys;
+mod sysctl;
+mod user;
+mod wait_start;
+
+use std::convert::Infallible;
+
+use corral_protocol::InitChannel;
+
+use crate::error::{Error, Result};
+
+fn main() {
+    // sync 0 ends here: adopt the init socket (fd 3) the runtime placed.
+    let channel = channel::connect();
+    let Err(error) = run(channel);
+    channel::fail(channel, error)
+}
+
+fn run(channel: &InitChannel) -> Result<Infallible> {
+    // sync 1: the spec, and the FIFO's O_PATH fd in FIFO mode.
+    let (spec, fifo) = channel.recv_spec().map_err(|source| Error::Protocol {
+        op: "receive spec",
+        source,
+    })?;
+    let process = &spec.process;
+    let caps = process.capabilities.as_ref();
+
+    let root = rootfs::prepare(&spec)?;
+    mounts::apply(&root, &spec.mounts)?;
+    dev::create(&root, &spec.devices, &spec.symlinks)?;
+    if process.terminal {
+        // Between sync 1 and 2: the pty master goes to the parent (Console).
+        console::setup(channel, &root, process)?;
+    }
+    if spec.loopback_up {
+        network::loopback_up()?;
+    }
+    pivot_root::enter(root, &spec)?;
+    hostname::set(spec.hostname.as_deref(), spec.domainname.as_deref())?;
+    // Before the read-only paths: the default OCI spec makes /proc/sys
+    // read-only (runc writes sysctls first too).
+    sysctl::apply(&spec.sysctls)?;
+    masked_paths::apply(&spec.masked_paths)?;
+    readonly_paths::apply(&spec.readonly_paths, spec.readonly_root)?;
+    rlimits::apply(&process.rlimits)?;
+    oom_score_adj::set(process.oom_score_adj)?;
+    cwd::enter(process.cwd.as_path())?;
+    capabilities::drop_bounding(caps)?;
+    user::switch(process)?;
+    capabilities::apply(caps)?;
+    no_new_privs::set(process.no_new_privileges)?;
+    let command = resolve::run(process)?;
+    close_fds::run(channel, fifo.as_ref())?;
+    // sync 2: Ready; then sync 4: Start, or the FIFO opened by `corral start`.
+    wait_start::run(channel, spec.start_via, fifo)?;
+    // sync 5: success closes the close-on-exec socket (EOF in the parent);
+    // failure is reported as Error{step: exec}.
+    Err(exec::exec(&command))
+}

@@ -1,0 +1,214 @@
+//! The init's only unsafe code: thin safe wrappers over the few calls
+//! rustix 1.1 lacks or that need raw fd numbers.
+//!
+//! Owns: adopting the init socket from its fd number, the `/proc/self/fd/N`
+//! names of fds, the `SIOCSIFFLAGS` ioctl, `close_range(CLOSE_RANGE_CLOEXEC)`,
+//! resetting signal state and `execve`. Everything else uses rustix. A raw
+//! fd never leaves this module as a handle: callers get `OwnedFd`s, paths
+//! and plain numbers for planning.
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString, OsStr};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use rustix::io::{self, Errno};
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
+
+/// Adopts the init socket whose number the runtime passed as `argv[1]`.
+///
+/// Returns `None` when `arg` is not a number above the workload's stdio
+/// (0-2) or names no open socket.
+pub fn take_init_socket(arg: &OsStr) -> Option<OwnedFd> {
+    let raw: i32 = std::str::from_utf8(arg.as_bytes()).ok()?.parse().ok()?;
+    if raw < 3 {
+        return None;
+    }
+    // SAFETY: `libc::stat` is plain data (integers only), for which all
+    // zero bytes are a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat(2) writes only into `st`, a valid, writable local of
+    // the right type; any fd number is allowed (EBADF if not open).
+    if unsafe { libc::fstat(raw, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return None;
+    }
+    // SAFETY: by the runtime's contract (docs/protocol.md) fd `raw` is the
+    // init socket, dup2'd there for this process alone; nothing else in this
+    // process owns it (the Rust runtime opens no fds before `main`), and we
+    // checked it is an open socket. Ownership passes to the `OwnedFd`.
+    Some(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// The number of `fd`, for planning which ranges to mark close-on-exec.
+pub fn fd_number(fd: BorrowedFd<'_>) -> u32 {
+    let raw = fd.as_raw_fd();
+    debug_assert!(raw >= 0, "a BorrowedFd is never negative");
+    raw.unsigned_abs()
+}
+
+/// `/proc/self/fd/<N>`: the magic link through which `mount(2)` and
+/// `open(2)` reach the file `fd` refers to, without any path lookup.
+pub fn proc_fd_path(fd: BorrowedFd<'_>) -> CString {
+    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("digits contain no NUL")
+}
+
+/// Brings the loopback interface up: `SIOCGIFFLAGS`, then `SIOCSIFFLAGS`
+/// with `IFF_UP` added (netdevice(7)).
+pub fn set_loopback_up() -> io::Result<()> {
+    let sock = rustix::net::socket_with(
+        AddressFamily::INET,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    let mut name = [0 as libc::c_char; libc::IFNAMSIZ];
+    for (dst, src) in name.iter_mut().zip(b"lo") {
+        *dst = *src as libc::c_char;
+    }
+    let mut req = libc::ifreq {
+        ifr_name: name,
+        ifr_ifru: libc::__c_anonymous_ifr_ifru { ifru_flags: 0 },
+    };
+    // SAFETY: netdevice(7): SIOCGIFFLAGS reads `ifr_name` (NUL-terminated:
+    // "lo" plus zeros) and writes `ifr_flags` within the `ifreq` we pass,
+    // which lives for the whole call; `sock` is an open socket.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: the successful SIOCGIFFLAGS above initialised `ifru_flags`,
+    // the union member we read.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: as above; SIOCSIFFLAGS only reads the `ifreq`.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(last_errno());
+    }
+    Ok(())
+}
+
+/// `close_range(first, last, CLOSE_RANGE_CLOEXEC)`—marks every fd in the
+/// range close-on-exec (close_range(2), Linux 5.11).
+///
+/// Marking rather than closing keeps this safe: no fd anybody owns becomes
+/// dangling, and each is closed by the `execve` of the workload.
+pub fn cloexec_range(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: close_range(2) takes plain integers and touches no memory;
+    // with CLOSE_RANGE_CLOEXEC it closes nothing, it only sets FD_CLOEXEC.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            last,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if ret < 0 { Err(last_errno()) } else { Ok(()) }
+}
+
+/// `fcntl(n, F_SETFD, FD_CLOEXEC)` on each fd number listed in
+/// `/proc/self/fd` that `keep` does not exclude: the fallback for kernels
+/// without `CLOSE_RANGE_CLOEXEC`.
+pub fn cloexec_listed(first: u32, keep: &[u32]) -> io::Result<()> {
+    let dir = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+    for entry in dir.flatten() {
+        let Some(n) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if n < first || keep.contains(&n) {
+            continue;
+        }
+        let Ok(raw) = i32::try_from(n) else { continue };
+        // SAFETY: fcntl(2) F_SETFD takes plain integers and touches no
+        // memory; it closes nothing (FD_CLOEXEC is the only fd flag). A
+        // number that is no longer open (read_dir's own fd) gives EBADF,
+        // which we ignore.
+        unsafe { libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// An `execve` call built ahead of time, so that nothing allocates after
+/// the start signal.
+pub struct ExecArgs {
+    path: CString,
+    // The pointer arrays point into the heap buffers of these CStrings,
+    // which do not move when the `Vec` or `ExecArgs` is moved.
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
+}
+
+impl ExecArgs {
+    pub fn new(path: CString, argv: Vec<CString>, envp: Vec<CString>) -> Self {
+        let null_terminated = |v: &[CString]| {
+            v.iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        let argv_ptrs = null_terminated(&argv);
+        let envp_ptrs = null_terminated(&envp);
+        ExecArgs {
+            path,
+            _argv: argv,
+            _envp: envp,
+            argv_ptrs,
+            envp_ptrs,
+        }
+    }
+
+    pub fn path(&self) -> &CStr {
+        &self.path
+    }
+}
+
+/// `execve(path, argv, envp)`—returns only on failure, with its errno.
+///
+/// First restores the signal state a workload expects: an ignored signal
+/// stays ignored across `execve` (signal(7)), and the Rust runtime ignores
+/// `SIGPIPE`, as whoever started the runtime may have ignored others
+/// (`nohup`, Python's `SIGXFSZ`); so every signal goes back to its default
+/// action, as systemd does for its services, and none stays blocked.
+pub fn execve(args: &ExecArgs) -> Errno {
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: signal(2) with SIG_DFL installs no handler, so no code of
+        // ours can run asynchronously; numbers the libc reserves or that do
+        // not exist fail with EINVAL, which changes nothing.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
+    // SAFETY: `sigset_t` is plain data, valid when zeroed; sigemptyset(3)
+    // and sigprocmask(2) write/read only `set`, a live local, and a null
+    // old-set pointer is allowed.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+    debug_assert!(args.argv_ptrs.last().is_some_and(|p| p.is_null()));
+    debug_assert!(args.envp_ptrs.last().is_some_and(|p| p.is_null()));
+    // SAFETY: execve(2) needs a NUL-terminated path and NULL-terminated
+    // arrays of NUL-terminated strings. `path` is a CString; both arrays end
+    // with a null pointer (ExecArgs::new) and every other element points
+    // into a CString owned by `args`, which outlives the call.
+    unsafe {
+        libc::execve(
+            args.path.as_ptr(),
+            args.argv_ptrs.as_ptr(),
+            args.envp_ptrs.as_ptr(),
+        )
+    };
+    last_errno()
+}
+
+fn last_errno() -> Errno {
+    Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)
+}
