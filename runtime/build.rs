@@ -49,6 +49,13 @@ fn build_init(out_dir: &Path) -> PathBuf {
         ])
         .arg("--target-dir")
         .arg(&target_dir)
+        // Exec'd, and copied into a memfd, once per container or per
+        // runtime: small and fast to load beats debuggable here.
+        .args(["--config", "profile.release.debug=false"])
+        .args(["--config", "profile.release.strip=true"])
+        .args(["--config", "profile.release.lto=true"])
+        .args(["--config", "profile.release.codegen-units=1"])
+        .args(["--config", "profile.release.panic=\"abort\""])
         // Static: no dynamic loader at each container start, and the same
         // binary works in any rootfs.
         .env("RUSTFLAGS", "-C target-feature=+crt-static")

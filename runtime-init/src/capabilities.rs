@@ -8,7 +8,7 @@
 //! must be permitted and inheritable for that). Capabilities this kernel
 //! does not know (above `cap_last_cap`) are left out, with a warning.
 
-use corral_protocol::{CapSets, Step};
+use corral_protocol::{CapSets, LogLevel, Step};
 use rustix::io::Errno;
 use rustix::thread::{
     CapabilitySet, CapabilitySets, clear_ambient_capability_set,
@@ -69,7 +69,9 @@ pub fn apply(caps: Option<&CapSets>) -> Result<()> {
         // do we, with a warning instead of a failed start.
         let raisable = caps.permitted & caps.inheritable & known;
         if caps.ambient & known & !raisable != 0 {
-            channel::warn(
+            // Info, not warn: runc's default config hits this every time.
+            channel::log(
+                LogLevel::Info,
                 Step::Capabilities,
                 "ambient capabilities not in the permitted and inheritable sets left out",
                 None,

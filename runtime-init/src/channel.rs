@@ -73,9 +73,14 @@ pub fn fail(channel: &InitChannel, error: Error) -> ! {
 /// log in the container's span. Best effort: a log frame that cannot be
 /// sent is not worth failing the container for.
 pub fn warn(step: Step, message: &str, path: Option<&[u8]>) {
+    log(LogLevel::Warn, step, message, path);
+}
+
+/// Sends a log record at `level`; best effort, like [`warn`].
+pub fn log(level: LogLevel, step: Step, message: &str, path: Option<&[u8]>) {
     if let Some(channel) = CHANNEL.get() {
         let record = LogRecord {
-            level: LogLevel::Warn,
+            level,
             step,
             message: message.to_owned(),
             path: path.map(|p| RawPath(p.to_vec())),

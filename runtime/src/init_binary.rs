@@ -82,9 +82,13 @@ fn seal(bytes: &[u8]) -> Result<OwnedFd> {
         written += rustix::io::write(&fd, &bytes[written..]).map_err(wrap)?;
     }
     rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o555)).map_err(wrap)?;
+    // FUTURE_WRITE rather than WRITE: both refuse every later write, but
+    // WRITE also waits for page references to drain and intermittently
+    // fails with EBUSY right after the pages were written. Nothing maps
+    // this memfd writable, so the weaker-sounding seal loses nothing.
     rustix::fs::fcntl_add_seals(
         &fd,
-        SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
+        SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::FUTURE_WRITE,
     )
     .map_err(wrap)?;
     Ok(fd)
