@@ -64,3 +64,41 @@ pub fn make_bundle(dir: &Path, args: &[&str]) -> PathBuf {
     .expect("write config.json");
     dir.to_path_buf()
 }
+
+/// A unique container id: `<prefix>-<pid>-<n>`.
+pub fn next_id(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The smallest useful library spec: the static test rootfs, read-only,
+/// pid, mount, uts and ipc namespaces, only `/proc` mounted, no masked
+/// paths — what a test farm that wants raw speed would run.
+pub fn minimal_spec(args: &[&str]) -> corral::Spec {
+    use corral::oci_spec::runtime::{LinuxNamespaceType as Ns, MountBuilder};
+    let proc_mount = MountBuilder::default()
+        .destination("/proc")
+        .typ("proc")
+        .source("proc")
+        .build()
+        .expect("a proc mount");
+    corral::Spec::builder()
+        .rootfs(corral_testbins::shared_rootfs())
+        .readonly_root(true)
+        .args(args.iter().copied())
+        .namespaces(&[Ns::Pid, Ns::Mount, Ns::Ipc, Ns::Uts])
+        .with_oci(|oci| {
+            oci.set_mounts(Some(vec![proc_mount]));
+            if let Some(linux) = oci.linux_mut() {
+                linux.set_masked_paths(None);
+                linux.set_readonly_paths(None);
+            }
+        })
+        .build()
+        .expect("a complete spec")
+}

@@ -463,6 +463,7 @@ fn clone_init(
         argv: &argv,
         envp: &envp,
         kill_on_parent_death: !detach,
+        fork_like: false,
     };
     sys::spawn_init(clone_flags, &child).map_err(|e| Error::sys("clone3", e))
 }

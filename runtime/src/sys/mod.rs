@@ -1,0 +1,56 @@
+//! The runtime's only unsafe code: `clone3` and the child before it execs
+//! `corral-init` (`clone`), tokio fd registration, and the few calls rustix
+//! does not wrap. Everything else happens in safe code or in `corral-init`.
+//!
+//! Nothing here returns a `RawFd` to the rest of the crate.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+pub use clone::{ChildPlan, InitExec, Spawned, spawn_init};
+
+mod clone;
+
+/// `pidfd_send_signal(pidfd, sig, NULL, 0)` for any signal number,
+/// real-time ones included (rustix's `Signal` only names the classic set).
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
+    // SAFETY: pidfd_send_signal(2) with a live pidfd, a NULL siginfo (the
+    // kernel fills it as for kill(2)) and no flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// An fd owner whose `as_raw_fd` is one open fd for its whole life: what
+/// tokio's `AsyncFd::register` requires of its argument.
+pub trait StableFd: std::os::fd::AsRawFd {}
+
+impl StableFd for OwnedFd {}
+
+// `ParentEnd` wraps an `OwnedFd` that it never replaces or closes before
+// drop (corral-protocol's channel.rs).
+impl StableFd for corral_protocol::ParentEnd {}
+
+/// Registers `inner` with the current tokio reactor.
+pub fn register<T: StableFd>(
+    inner: T,
+    interest: tokio::io::Interest,
+) -> io::Result<tokio::io::unix::AsyncFd<T>> {
+    // SAFETY: `StableFd` is implemented only for owners of one open fd that
+    // stays open and unchanged until they are dropped, which is the
+    // contract of `AsyncFd::register_with_interest`.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(inner, interest) }
+        .map_err(io::Error::from)
+}
