@@ -244,6 +244,16 @@ pub(crate) async fn create(
     crate::state::validate_id(&id)?;
     let mut plan = plan::plan(&id, &spec, runtime.layout(), opts.start_via)?;
     plan.init.no_pivot = opts.no_pivot;
+    if let Some((soft, hard)) = runtime.inherited_nofile() {
+        let rlimits = &mut plan.init.process.rlimits;
+        if !rlimits.iter().any(|r| r.resource == libc::RLIMIT_NOFILE) {
+            rlimits.push(corral_protocol::Rlimit {
+                resource: libc::RLIMIT_NOFILE,
+                soft,
+                hard,
+            });
+        }
+    }
     let rootfs = spec.rootfs()?;
     check_rootfs(&rootfs)?;
     let state_dir = runtime.state_dir_opt().cloned();

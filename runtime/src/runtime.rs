@@ -30,6 +30,7 @@ struct Inner {
     init_path: Option<(PathBuf, bool)>,
     layout: Layout,
     state_dir: Option<StateDir>,
+    original_nofile: Option<(u64, u64)>,
 }
 
 impl Runtime {
@@ -47,6 +48,13 @@ impl Runtime {
             spec,
             options: CreateOptions::default(),
         }
+    }
+
+    /// `RLIMIT_NOFILE` as this process had it before the runtime raised
+    /// it: a container whose spec does not set the limit gets this, as if
+    /// the runtime had never touched it.
+    pub(crate) fn inherited_nofile(&self) -> Option<(u64, u64)> {
+        self.inner.original_nofile
     }
 
     pub(crate) fn layout(&self) -> &Layout {
@@ -108,12 +116,14 @@ impl RuntimeBuilder {
     /// Prepares the runtime: reads the host's cgroup layout. The init
     /// binary is sealed into its memfd at the first `create`.
     pub fn build(self) -> Result<Runtime> {
+        let original_nofile = raise_nofile_limit();
         let layout = Layout::detect().map_err(|e| Error::sys("read the cgroup layout", e))?;
         let state_dir = self.state_dir.map(StateDir::new);
         let init_path = self.init_path.map(|p| (p, self.seal_init));
         let inner = Inner {
             init: std::sync::OnceLock::new(),
             init_path,
+            original_nofile,
             layout,
             state_dir,
         };
@@ -121,6 +131,29 @@ impl RuntimeBuilder {
             inner: Arc::new(inner),
         })
     }
+}
+
+/// Raises this process's soft `RLIMIT_NOFILE` to its hard limit: each live
+/// container holds an fd (its pidfd) in the runtime, and the usual soft
+/// limit of 1024 would cap a runtime far below what the host allows.
+/// Returns the limit as it was, which containers get back (see
+/// `Runtime::inherited_nofile`).
+fn raise_nofile_limit() -> Option<(u64, u64)> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let (soft, hard) = (limit.current?, limit.maximum?);
+    if soft < hard {
+        let raised = rustix::process::Rlimit {
+            current: Some(hard),
+            maximum: Some(hard),
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, "raise RLIMIT_NOFILE to its hard limit");
+            return None;
+        }
+        return Some((soft, hard));
+    }
+    None
 }
 
 /// How to create one container. See [`Runtime::create`].
