@@ -11,7 +11,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::error::{Error, Result};
 use crate::frame::{FdCount, Kind, Message, recv, send};
-use crate::messages::{InitError, InitSpec, LogRecord, StartVia, ToInit, ToParent};
+use crate::messages::{
+    InitError, InitSpec, LogRecord, ProcessOverride, StartVia, ToInit, ToParent,
+};
 
 /// The init's end of the init socket. Blocking.
 ///
@@ -45,7 +47,9 @@ impl InitChannel {
                 check_fifo(spec.start_via, fds.len())?;
                 Ok((*spec, fds.into_iter().next()))
             }
-            ToInit::Start => Err(Error::Unexpected { kind: Kind::Start }),
+            other @ (ToInit::Start | ToInit::StartWith(_)) => {
+                Err(Error::Unexpected { kind: other.kind() })
+            }
         }
     }
 
@@ -69,12 +73,14 @@ impl InitChannel {
         send(self.as_fd(), &ToParent::Console, &[master])
     }
 
-    /// Blocks until `Start`. A parent gone away is [`Error::Closed`]; any
-    /// other message is [`Error::Unexpected`].
-    pub fn wait_start(&self) -> Result<()> {
+    /// Blocks until `Start` (`None`) or `StartWith` (the override). A
+    /// parent gone away is [`Error::Closed`]; any other message is
+    /// [`Error::Unexpected`].
+    pub fn wait_start(&self) -> Result<Option<ProcessOverride>> {
         let (msg, _fds) = recv::<ToInit>(self.as_fd())?;
         match msg {
-            ToInit::Start => Ok(()),
+            ToInit::Start => Ok(None),
+            ToInit::StartWith(process) => Ok(Some(*process)),
             other => Err(Error::Unexpected { kind: other.kind() }),
         }
     }
@@ -127,6 +133,15 @@ impl ParentEnd {
     /// Tells the init to exec the workload.
     pub fn send_start(&self) -> Result<()> {
         send(self.as_fd(), &ToInit::Start, &[])
+    }
+
+    /// Tells the init to exec the workload with other arguments and env.
+    pub fn send_start_with(&self, process: &ProcessOverride) -> Result<()> {
+        send(
+            self.as_fd(),
+            &ToInit::StartWith(Box::new(process.clone())),
+            &[],
+        )
     }
 
     /// Receives one message from the init, with the fd it carries

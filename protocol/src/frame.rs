@@ -44,6 +44,8 @@ pub enum Kind {
     Spec = 1,
     /// [`ToInit::Start`].
     Start = 2,
+    /// [`ToInit::StartWith`].
+    StartWith = 3,
     /// [`ToParent::Ready`].
     Ready = 16,
     /// [`ToParent::Error`].
@@ -60,6 +62,7 @@ impl Kind {
         Some(match byte {
             1 => Kind::Spec,
             2 => Kind::Start,
+            3 => Kind::StartWith,
             16 => Kind::Ready,
             17 => Kind::Error,
             18 => Kind::Log,
@@ -73,7 +76,7 @@ impl Kind {
         match self {
             Kind::Spec => FdCount::ZeroOrOne,
             Kind::Console => FdCount::One,
-            Kind::Start | Kind::Ready | Kind::Error | Kind::Log => FdCount::Zero,
+            Kind::Start | Kind::StartWith | Kind::Ready | Kind::Error | Kind::Log => FdCount::Zero,
         }
     }
 
@@ -82,6 +85,7 @@ impl Kind {
         match self {
             Kind::Spec => "spec",
             Kind::Start => "start",
+            Kind::StartWith => "start_with",
             Kind::Ready => "ready",
             Kind::Error => "error",
             Kind::Log => "log",
@@ -152,16 +156,18 @@ impl Message for ToInit {
         match self {
             ToInit::Spec(_) => Kind::Spec,
             ToInit::Start => Kind::Start,
+            ToInit::StartWith(_) => Kind::StartWith,
         }
     }
 
     fn has_kind(kind: Kind) -> bool {
-        matches!(kind, Kind::Spec | Kind::Start)
+        matches!(kind, Kind::Spec | Kind::Start | Kind::StartWith)
     }
 
     fn encode_body(&self, out: &mut Vec<u8>) -> Result<()> {
         match self {
             ToInit::Spec(spec) => encode_json(Kind::Spec, &**spec, out),
+            ToInit::StartWith(process) => encode_json(Kind::StartWith, &**process, out),
             ToInit::Start => Ok(()),
         }
     }
@@ -170,6 +176,7 @@ impl Message for ToInit {
         match kind {
             Kind::Spec => Ok(ToInit::Spec(Box::new(decode_json(kind, body)?))),
             Kind::Start => decode_empty(kind, body).map(|()| ToInit::Start),
+            Kind::StartWith => Ok(ToInit::StartWith(Box::new(decode_json(kind, body)?))),
             other => Err(Error::UnknownKind { kind: other as u8 }),
         }
     }

@@ -400,6 +400,18 @@ pub enum ToInit {
     Spec(Box<InitSpec>),
     /// Exec now. No fds.
     Start,
+    /// Exec now, with these arguments and environment instead of the
+    /// spec's (a warm pool's container handed out for a job). No fds.
+    StartWith(Box<ProcessOverride>),
+}
+
+/// What a [`ToInit::StartWith`] replaces in the spec's process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessOverride {
+    /// New `argv` (resolved through the `PATH` in the effective env).
+    pub args: Vec<RawPath>,
+    /// New environment; `None` keeps the spec's.
+    pub env: Option<Vec<RawPath>>,
 }
 
 /// Messages from the init to the runtime.

@@ -60,6 +60,7 @@ fn valid_frames() -> Vec<Vec<u8>> {
     vec![
         encode_frame(&ToInit::Spec(Box::new(spec))).unwrap(),
         encode_frame(&ToInit::Start).unwrap(),
+        encode_frame(&ToInit::StartWith(Box::default())).unwrap(),
         encode_frame(&ToParent::Ready).unwrap(),
         encode_frame(&ToParent::Error(error)).unwrap(),
         encode_frame(&ToParent::Log(log)).unwrap(),

@@ -80,10 +80,13 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
     user::switch(process)?;
     capabilities::apply(caps)?;
     no_new_privs::set(process.no_new_privileges)?;
-    let command = resolve::run(process)?;
+    let mut command = resolve::run(process)?;
     close_fds::run(channel, fifo.as_ref())?;
     // sync 2: Ready; then sync 4: Start, or the FIFO opened by `corral start`.
-    wait_start::run(channel, spec.start_via, fifo)?;
+    if let Some(takeover) = wait_start::run(channel, spec.start_via, fifo)? {
+        // A warm pool's container: the job's own argv and env.
+        command = resolve::run(&resolve::overridden(process, takeover))?;
+    }
     // sync 5: success closes the close-on-exec socket (EOF in the parent);
     // failure is reported as Error{step: exec}.
     Err(exec::exec(&command))

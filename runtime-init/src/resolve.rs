@@ -10,7 +10,7 @@ use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use corral_protocol::{ProcessSpec, RawPath};
+use corral_protocol::{ProcessOverride, ProcessSpec, RawPath};
 use rustix::fs::FileType;
 
 use crate::error::{Error, Result};
@@ -28,6 +28,15 @@ pub fn run(process: &ProcessSpec) -> Result<ExecArgs> {
     let argv = c_strings("argument", &process.args)?;
     let envp = c_strings("environment entry", &process.env)?;
     Ok(ExecArgs::new(program, argv, envp))
+}
+
+/// `process` with the arguments (and env, when given) of a `StartWith`.
+pub fn overridden(process: &ProcessSpec, takeover: ProcessOverride) -> ProcessSpec {
+    ProcessSpec {
+        args: takeover.args,
+        env: takeover.env.unwrap_or_else(|| process.env.clone()),
+        ..process.clone()
+    }
 }
 
 /// The value of the first `PATH=` entry, as `getenv` would find it.

@@ -11,22 +11,27 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use corral_protocol::{InitChannel, StartVia};
+use corral_protocol::{InitChannel, ProcessOverride, StartVia};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::write;
 
 use crate::error::{Error, Result};
 use crate::sys;
 
-pub fn run(channel: &InitChannel, start_via: StartVia, fifo: Option<OwnedFd>) -> Result<()> {
-    // sync: init reports ready (docs/protocol.md)
+/// Returns the process override a `StartWith` carried, if any.
+pub fn run(
+    channel: &InitChannel,
+    start_via: StartVia,
+    fifo: Option<OwnedFd>,
+) -> Result<Option<ProcessOverride>> {
+    // sync 2: init reports ready (docs/protocol.md)
     channel.send_ready().map_err(|source| Error::Protocol {
         op: "send ready",
         source,
     })?;
     match start_via {
         StartVia::Socket => match channel.wait_start() {
-            Ok(()) => Ok(()),
+            Ok(process) => Ok(process),
             Err(corral_protocol::Error::Closed) => Err(Error::ParentGone),
             Err(source) => Err(Error::Protocol {
                 op: "wait for start",
@@ -35,7 +40,7 @@ pub fn run(channel: &InitChannel, start_via: StartVia, fifo: Option<OwnedFd>) ->
         },
         StartVia::Fifo => {
             let fifo = fifo.expect("the protocol checks a Fifo spec carries the FIFO fd");
-            wait_fifo(&fifo)
+            wait_fifo(&fifo).map(|()| None)
         }
     }
 }

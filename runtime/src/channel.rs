@@ -4,7 +4,7 @@
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 
-use corral_protocol::{Error, InitSpec, ParentEnd, ToParent};
+use corral_protocol::{Error, InitSpec, ParentEnd, ProcessOverride, ToParent};
 use tokio::io::unix::AsyncFd;
 
 /// The parent's end, registered with the reactor.
@@ -41,10 +41,14 @@ impl InitSocket {
     }
 
     /// Sync 4: tells the init to exec.
-    pub async fn send_start(&self) -> Result<(), Error> {
+    pub async fn send_start(&self, takeover: Option<&ProcessOverride>) -> Result<(), Error> {
         loop {
             let mut guard = self.fd.writable().await.map_err(io_error)?;
-            match guard.get_inner().send_start() {
+            let sent = match takeover {
+                None => guard.get_inner().send_start(),
+                Some(process) => guard.get_inner().send_start_with(process),
+            };
+            match sent {
                 Err(e) if e.is_would_block() => guard.clear_ready(),
                 other => return other,
             }

@@ -88,11 +88,51 @@ impl Container {
     /// process may be running while the handle still says created.
     #[tracing::instrument(skip_all, fields(container_id = %self.id))]
     pub async fn start(&mut self) -> Result<()> {
+        self.start_inner(None).await
+    }
+
+    /// Like [`Container::start`], but the process runs `args` (resolved
+    /// through `PATH`) and, when given, `env`, instead of the spec's: how
+    /// a warm pool's container takes a job.
+    ///
+    /// # Cancel safety
+    /// As [`Container::start`].
+    #[tracing::instrument(skip_all, fields(container_id = %self.id))]
+    pub async fn start_with<I, S>(&mut self, args: I, env: Option<Vec<String>>) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let raw = |s: &str| corral_protocol::RawPath::from(s);
+        let takeover = corral_protocol::ProcessOverride {
+            args: args.into_iter().map(|a| raw(a.as_ref())).collect(),
+            env: env.map(|e| e.iter().map(|s| raw(s)).collect()),
+        };
+        if takeover
+            .args
+            .first()
+            .is_none_or(|a| a.as_bytes().is_empty())
+        {
+            return Err(Error::invalid("process.args", "empty: nothing to run"));
+        }
+        if self.start_via == StartVia::Fifo {
+            return Err(Error::unsupported(
+                "start_with",
+                "a FIFO-started container runs its spec's process",
+            ));
+        }
+        self.start_inner(Some(takeover)).await
+    }
+
+    async fn start_inner(
+        &mut self,
+        takeover: Option<corral_protocol::ProcessOverride>,
+    ) -> Result<()> {
         if self.started {
             return Err(self.state_error("start"));
         }
         match self.start_via {
-            StartVia::Socket => self.start_by_socket().await?,
+            StartVia::Socket => self.start_by_socket(takeover.as_ref()).await?,
             StartVia::Fifo => {
                 // sync 4 (FIFO mode): opening the FIFO for reading releases
                 // the init; nobody observes sync 5 on this path.
@@ -110,14 +150,17 @@ impl Container {
         Ok(())
     }
 
-    async fn start_by_socket(&mut self) -> Result<()> {
+    async fn start_by_socket(
+        &mut self,
+        takeover: Option<&corral_protocol::ProcessOverride>,
+    ) -> Result<()> {
         let socket = self
             .socket
             .as_ref()
             .expect("a created container keeps its init socket");
         // sync 4: Start.
         socket
-            .send_start()
+            .send_start(takeover)
             .await
             .map_err(|e| protocol_err(&self.id, e))?;
         loop {

@@ -87,6 +87,12 @@ fn every_message_round_trips() {
     );
     round_trip(ToInit::Spec(Box::new(sample_spec(StartVia::Fifo))), vec![w]);
     round_trip(ToInit::Start, vec![]);
+    let takeover = ProcessOverride {
+        args: vec![RawPath::from("echo"), RawPath(vec![b'x', 0xff])],
+        env: Some(vec![RawPath::from("A=1")]),
+    };
+    round_trip(ToInit::StartWith(Box::new(takeover)), vec![]);
+    round_trip(ToInit::StartWith(Box::default()), vec![]);
     round_trip(ToParent::Ready, vec![]);
     round_trip(ToParent::Error(init_error()), vec![]);
     let record = LogRecord {
@@ -188,7 +194,7 @@ fn unknown_version_is_rejected() {
 
 #[test]
 fn unknown_kind_is_rejected() {
-    for kind in [0, 3, 15, 20, 255] {
+    for kind in [0, 4, 15, 20, 255] {
         let err = decode_frame::<ToParent>(&frame(kind, b""), vec![]).unwrap_err();
         assert!(matches!(err, Error::UnknownKind { kind: k } if k == kind));
         let err = decode_frame::<ToInit>(&frame(kind, b""), vec![]).unwrap_err();
