@@ -259,6 +259,7 @@ pub(crate) async fn create(
         &id,
         &plan.init,
         plan.clone_flags,
+        plan.id_maps.as_ref(),
         opts,
         &mut guard,
     )
@@ -397,6 +398,7 @@ async fn spawn_and_handshake(
     id: &str,
     init: &corral_protocol::InitSpec,
     clone_flags: u64,
+    id_maps: Option<&plan::IdMaps>,
     opts: CreateOptions,
     guard: &mut Abort,
 ) -> Result<Made> {
@@ -416,8 +418,24 @@ async fn spawn_and_handshake(
         StartVia::Socket => None,
     };
     let (parent_end, child_end) = corral_protocol::socketpair().map_err(|e| protocol_err(id, e))?;
+    // With a new user namespace the child waits on this pipe for its maps.
+    let maps_pipe = match id_maps {
+        Some(_) => Some(
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| Error::sys("pipe2", e))?,
+        ),
+        None => None,
+    };
+    let wait_fd = maps_pipe.as_ref().map(|(r, _)| r.as_fd());
     // sync 0: clone3 into the namespaces; the child execs corral-init.
-    let spawned = clone_init(runtime, &prepared, child_end.as_fd(), clone_flags, detach)?;
+    let spawned = clone_init(
+        runtime,
+        &prepared,
+        child_end.as_fd(),
+        clone_flags,
+        wait_fd,
+        detach,
+    )?;
     drop(child_end);
     let [p0, p1, p2] = prepared;
     let stdio = [p0.parent, p1.parent, p2.parent];
@@ -425,6 +443,14 @@ async fn spawn_and_handshake(
     let process = guard.process.insert(
         PidFd::new(spawned.pidfd, spawned.pid).map_err(|e| Error::sys("register pidfd", e))?,
     );
+    if let (Some(maps), Some((read, write))) = (id_maps, maps_pipe) {
+        // sync 0, user namespace: maps first, then release the child. On
+        // error the write end closes, the child reads EOF and exits, and
+        // the guard reaps it.
+        drop(read);
+        crate::userns::write_id_maps(spawned.pid, maps)?;
+        rustix::io::write(&write, &[1]).map_err(|e| Error::sys("release the cloned child", e))?;
+    }
     let socket = InitSocket::new(parent_end).map_err(|e| Error::sys("register init socket", e))?;
     let console = handshake(id, &socket, process, init, fifo.as_ref().map(|f| f.as_fd())).await?;
     Ok(Made {
@@ -441,6 +467,7 @@ fn clone_init(
     prepared: &[stdio::Prepared; 3],
     child_end: std::os::fd::BorrowedFd<'_>,
     clone_flags: u64,
+    wait_for_maps: Option<std::os::fd::BorrowedFd<'_>>,
     detach: bool,
 ) -> Result<sys::Spawned> {
     let binary = runtime.init_binary()?;
@@ -463,6 +490,7 @@ fn clone_init(
         argv: &argv,
         envp: &envp,
         kill_on_parent_death: !detach,
+        wait_for_maps,
     };
     sys::spawn_init(clone_flags, &child).map_err(|e| Error::sys("clone3", e))
 }

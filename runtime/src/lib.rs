@@ -34,6 +34,7 @@ mod status;
 mod stdio;
 mod stored;
 mod sys;
+mod userns;
 
 pub use container::Container;
 pub use corral_protocol::{InitError, Step};

@@ -60,6 +60,11 @@ pub struct ChildPlan<'a> {
     pub envp: &'a [*const c_char],
     /// Set `PR_SET_PDEATHSIG(SIGKILL)` in the child.
     pub kill_on_parent_death: bool,
+    /// Read end of a pipe the child blocks on before the exec of the init,
+    /// until the parent has written its user namespace's id maps: an exec
+    /// by an unmapped uid would drop every capability. One byte means go;
+    /// EOF (the parent gave up) makes the child `_exit`.
+    pub wait_for_maps: Option<BorrowedFd<'a>>,
 }
 
 /// A new child: its host pid and a pidfd.
@@ -114,11 +119,26 @@ pub fn spawn_init(namespace_flags: u64, plan: &ChildPlan<'_>) -> io::Result<Spaw
 /// the init socket closes before the init could speak.
 fn child_after_clone(plan: &ChildPlan<'_>) -> ! {
     // SAFETY: every call below is a raw syscall listed as async-signal-safe
-    // in signal-safety(7) (prctl, fcntl, dup2, execve, _exit) or a thin
-    // wrapper of one (execveat via syscall(2)); the fds and strings were
+    // in signal-safety(7) (prctl, read, fcntl, dup2, execve, _exit), or
+    // syscall(2) itself, which only traps: setresuid/setresgid (credentials
+    // of this thread, the only one) and execveat; the fds and strings were
     // prepared by the parent and stay valid: this process has its own copy
     // of the parent's memory.
     unsafe {
+        if let Some(fd) = plan.wait_for_maps {
+            wait_for_parent(fd.as_raw_fd());
+            // Our ids are still the parent's (host) ids, which the maps
+            // need not contain: become the namespace's root (the maps must
+            // map it, see plan::userns) so that the exec of the init keeps
+            // the full capability set. Raw syscalls: glibc's wrappers
+            // signal other threads, and this copy has none. Before the
+            // parent-death signal, which a credential change clears.
+            if libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
+                || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0
+            {
+                child_fail();
+            }
+        }
         if plan.kill_on_parent_death && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
             child_fail();
         }
@@ -155,6 +175,26 @@ fn child_after_clone(plan: &ChildPlan<'_>) -> ! {
             }
         }
         child_fail()
+    }
+}
+
+/// `read(fd, &byte, 1)` until one byte arrives; `_exit` on EOF or error.
+/// Child only.
+///
+/// # Safety
+/// Only async-signal-safe calls; call only from the cloned child.
+unsafe fn wait_for_parent(fd: RawFd) {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: read(2) is async-signal-safe; `byte` is a live local.
+        let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+        match n {
+            1 => return,
+            // SAFETY: __errno_location() is this thread's errno slot.
+            -1 if unsafe { *libc::__errno_location() } == libc::EINTR => continue,
+            // SAFETY: see `child_fail`; EOF exits with status 1 (errno 0 clamps).
+            _ => unsafe { child_fail() },
+        }
     }
 }
 

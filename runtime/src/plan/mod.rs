@@ -8,6 +8,7 @@
 mod devices;
 mod mounts;
 pub(crate) mod names;
+mod userns;
 
 use std::collections::HashSet;
 
@@ -15,6 +16,7 @@ use corral_protocol::{CapSets, InitSpec, ProcessSpec, RawPath, Rlimit, StartVia}
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Process};
 
 pub(crate) use mounts::CgroupContext;
+pub(crate) use userns::IdMaps;
 
 use crate::cgroup_layout::Layout;
 use crate::error::{Error, Result};
@@ -27,6 +29,8 @@ pub(crate) struct Plan {
     pub clone_flags: u64,
     /// The init's instructions.
     pub init: InitSpec,
+    /// uid/gid maps the parent writes for a new user namespace.
+    pub id_maps: Option<IdMaps>,
 }
 
 /// Builds the plan for container `id`.
@@ -100,6 +104,7 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
     Ok(Plan {
         clone_flags: namespaces.iter().map(|t| *t as u64).fold(0, |a, b| a | b),
         init,
+        id_maps: userns::plan(linux, has(LinuxNamespaceType::User))?,
     })
 }
 
@@ -144,11 +149,6 @@ fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
     let Some(linux) = oci.linux() else {
         return Ok(());
     };
-    if linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-    {
-        return later("linux.uidMappings", "user namespace id mappings");
-    }
     if linux.seccomp().is_some() {
         return later("linux.seccomp", "seccomp filters");
     }
@@ -211,12 +211,6 @@ fn namespaces(linux: &Linux) -> Result<Vec<LinuxNamespaceType>> {
             ));
         }
         match ns.typ() {
-            LinuxNamespaceType::User => {
-                return Err(Error::unsupported(
-                    field,
-                    "user namespaces are not implemented yet",
-                ));
-            }
             LinuxNamespaceType::Time => {
                 return Err(Error::unsupported(
                     field,
