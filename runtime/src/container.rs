@@ -260,6 +260,7 @@ pub(crate) async fn create(
         &plan.init,
         plan.clone_flags,
         plan.id_maps.as_ref(),
+        &plan.joins,
         opts,
         &mut guard,
     )
@@ -399,9 +400,11 @@ async fn spawn_and_handshake(
     init: &corral_protocol::InitSpec,
     clone_flags: u64,
     id_maps: Option<&plan::IdMaps>,
+    joins: &plan::Joins,
     opts: CreateOptions,
     guard: &mut Abort,
 ) -> Result<Made> {
+    let opened = crate::namespaces::open(joins)?;
     let CreateOptions {
         stdio: [s0, s1, s2],
         detach,
@@ -427,6 +430,13 @@ async fn spawn_and_handshake(
         None => None,
     };
     let wait_fd = maps_pipe.as_ref().map(|(r, _)| r.as_fd());
+    let join = opened.join();
+    let ns = NsPlan {
+        join: &join,
+        pid: opened.pid(),
+        joined_user: joins.joined_user,
+        new_time: joins.new_time.as_deref().map(str::as_bytes),
+    };
     // sync 0: clone3 into the namespaces; the child execs corral-init.
     let spawned = clone_init(
         runtime,
@@ -434,6 +444,7 @@ async fn spawn_and_handshake(
         child_end.as_fd(),
         clone_flags,
         wait_fd,
+        &ns,
         detach,
     )?;
     drop(child_end);
@@ -461,6 +472,14 @@ async fn spawn_and_handshake(
     })
 }
 
+/// Joined namespaces and a new time namespace, for `clone_init`.
+struct NsPlan<'a> {
+    join: &'a [(std::os::fd::BorrowedFd<'a>, i32)],
+    pid: Option<std::os::fd::BorrowedFd<'a>>,
+    joined_user: bool,
+    new_time: Option<&'a [u8]>,
+}
+
 /// `clone3` into the namespaces, then exec of `corral-init` (sync 0).
 fn clone_init(
     runtime: &Runtime,
@@ -468,6 +487,7 @@ fn clone_init(
     child_end: std::os::fd::BorrowedFd<'_>,
     clone_flags: u64,
     wait_for_maps: Option<std::os::fd::BorrowedFd<'_>>,
+    ns: &NsPlan<'_>,
     detach: bool,
 ) -> Result<sys::Spawned> {
     let binary = runtime.init_binary()?;
@@ -491,6 +511,10 @@ fn clone_init(
         envp: &envp,
         kill_on_parent_death: !detach,
         wait_for_maps,
+        join: ns.join,
+        become_root: ns.joined_user,
+        new_time: ns.new_time,
+        join_pid: ns.pid,
     };
     sys::spawn_init(clone_flags, &child).map_err(|e| Error::sys("clone3", e))
 }

@@ -24,6 +24,7 @@ mod channel;
 mod container;
 mod error;
 mod init_binary;
+mod namespaces;
 mod pidfd;
 mod plan;
 mod reaper;

@@ -13,7 +13,7 @@
 
 use std::ffi::{CStr, c_char};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use rustix::process::Pid;
 
@@ -65,6 +65,18 @@ pub struct ChildPlan<'a> {
     /// by an unmapped uid would drop every capability. One byte means go;
     /// EOF (the parent gave up) makes the child `_exit`.
     pub wait_for_maps: Option<BorrowedFd<'a>>,
+    /// Namespaces the child joins with `setns(fd, type)`, in order (a user
+    /// namespace first). Not pid: see `join_pid`.
+    pub join: &'a [(BorrowedFd<'a>, i32)],
+    /// Become uid/gid 0 after joining (a joined user namespace).
+    pub become_root: bool,
+    /// `unshare(CLONE_NEWTIME)` in the child and write these bytes (maybe
+    /// none) to `/proc/self/timens_offsets`; the exec enters the namespace.
+    pub new_time: Option<&'a [u8]>,
+    /// A pid namespace the cloning thread joins just around `clone3`, so
+    /// that the child is born in it (setns(2): a pid namespace applies to
+    /// the caller's children only).
+    pub join_pid: Option<BorrowedFd<'a>>,
 }
 
 /// A new child: its host pid and a pidfd.
@@ -81,6 +93,27 @@ pub struct Spawned {
 pub fn spawn_init(namespace_flags: u64, plan: &ChildPlan<'_>) -> io::Result<Spawned> {
     debug_assert!(plan.argv.last().is_some_and(|p| p.is_null()));
     debug_assert!(plan.envp.last().is_some_and(|p| p.is_null()));
+    match plan.join_pid {
+        None => clone_init(namespace_flags, plan),
+        Some(target) => {
+            // The active pid namespace of this thread, to come back to.
+            let own = rustix::fs::open(
+                "/proc/thread-self/ns/pid",
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )?;
+            use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
+            move_into_link_name_space(target, Some(LinkNameSpaceType::ProcessID))?;
+            let spawned = clone_init(namespace_flags, plan);
+            move_into_link_name_space(own.as_fd(), Some(LinkNameSpaceType::ProcessID))
+                .expect("a thread can always return to its own active pid namespace");
+            spawned
+        }
+    }
+}
+
+/// The `clone3` of [`spawn_init`].
+fn clone_init(namespace_flags: u64, plan: &ChildPlan<'_>) -> io::Result<Spawned> {
     let mut pidfd: RawFd = -1;
     let args = CloneArgs {
         flags: namespace_flags | libc::CLONE_PIDFD as u64,
@@ -119,9 +152,10 @@ pub fn spawn_init(namespace_flags: u64, plan: &ChildPlan<'_>) -> io::Result<Spaw
 /// the init socket closes before the init could speak.
 fn child_after_clone(plan: &ChildPlan<'_>) -> ! {
     // SAFETY: every call below is a raw syscall listed as async-signal-safe
-    // in signal-safety(7) (prctl, read, fcntl, dup2, execve, _exit), or
-    // syscall(2) itself, which only traps: setresuid/setresgid (credentials
-    // of this thread, the only one) and execveat; the fds and strings were
+    // in signal-safety(7) (prctl, read, fcntl, dup2, execve, _exit), or a
+    // thin libc wrapper that only traps and takes no lock (setns, unshare,
+    // syscall(2) for setresuid/setresgid, which change this thread's, the
+    // only thread's, credentials, and execveat); the fds and strings were
     // prepared by the parent and stay valid: this process has its own copy
     // of the parent's memory.
     unsafe {
@@ -138,6 +172,20 @@ fn child_after_clone(plan: &ChildPlan<'_>) -> ! {
             {
                 child_fail();
             }
+        }
+        for (fd, nstype) in plan.join {
+            if libc::setns(fd.as_raw_fd(), *nstype) != 0 {
+                child_fail();
+            }
+        }
+        if plan.become_root
+            && (libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
+                || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0)
+        {
+            child_fail();
+        }
+        if let Some(offsets) = plan.new_time {
+            enter_new_time_ns(offsets);
         }
         if plan.kill_on_parent_death && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
             child_fail();
@@ -175,6 +223,47 @@ fn child_after_clone(plan: &ChildPlan<'_>) -> ! {
             }
         }
         child_fail()
+    }
+}
+
+/// `unshare(CLONE_NEWTIME)`, then one `write` of `offsets` to
+/// `/proc/self/timens_offsets` (time_namespaces(7): only before a process
+/// enters the namespace, which this one does at its next exec). Child only.
+///
+/// # Safety
+/// Only async-signal-safe calls; call only from the cloned child.
+unsafe fn enter_new_time_ns(offsets: &[u8]) {
+    // SAFETY: unshare(2), open(2), write(2), close(2) are raw syscalls on
+    // a static path and a buffer the parent prepared.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWTIME) != 0 {
+            child_fail();
+        }
+        if offsets.is_empty() {
+            return;
+        }
+        let fd = libc::open(
+            c"/proc/self/timens_offsets".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 || libc::write(fd, offsets.as_ptr().cast(), offsets.len()) < 0 {
+            child_fail();
+        }
+        libc::close(fd);
+    }
+}
+
+/// `ioctl(fd, NS_GET_NSTYPE)`: the `CLONE_NEW*` type of a namespace file
+/// (ioctl_nsfs(2)); `EINVAL`/`ENOTTY` for other files.
+pub fn ns_type(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: ioctl(2) NS_GET_NSTYPE takes no argument and returns the type;
+    // `fd` is live for the call.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
     }
 }
 

@@ -235,3 +235,108 @@ fn rootless_busybox_bundle_runs_as_an_unprivileged_user() {
     );
     assert!(host_mounts_under(&bundle_dir).is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// linux.namespaces[].path, time, linux.timeOffsets
+
+/// `readlink /proc/<pid>/ns/<name>`.
+fn ns_of(pid: i32, name: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{name}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[tokio::test]
+async fn namespaces_joined_by_path_are_shared_with_their_holder() {
+    require_root();
+    let _serial = serial().await;
+    let rt = runtime();
+    let mut holder_spec = probe_spec(&["/probe", "pause"]);
+    add_namespace(&mut holder_spec, Ns::Network, None);
+    add_namespace(&mut holder_spec, Ns::Cgroup, None);
+    let mut holder = rt.create(unique_id("holder"), holder_spec).await.unwrap();
+    holder.start().await.unwrap();
+    let pid = holder.pid();
+    let mut spec = probe_spec(&["/probe", "info"]);
+    let kinds = [
+        (Ns::Network, "net"),
+        (Ns::Uts, "uts"),
+        (Ns::Ipc, "ipc"),
+        (Ns::Pid, "pid"),
+        (Ns::Cgroup, "cgroup"),
+    ];
+    for (typ, name) in kinds {
+        add_namespace(&mut spec, typ, Some(&format!("/proc/{pid}/ns/{name}")));
+    }
+    let want: Vec<String> = kinds.iter().map(|(_, n)| ns_of(pid, n)).collect();
+    let info = probe_info(&rt, spec).await;
+    holder.kill(libc::SIGKILL).unwrap();
+    holder.wait().await.unwrap();
+    holder.delete().await.unwrap();
+    let info = info.unwrap();
+    for ((_, name), want) in kinds.iter().zip(&want) {
+        assert_eq!(info["ns"][name], **want, "{name}: {info}");
+    }
+    // A member of the joined pid namespace, not pid 1 of a new one: it
+    // sees the holder as pid 1.
+    assert_ne!(info["pid"], 1, "{info}");
+    let procs = info["procs"].as_array().unwrap();
+    assert!(procs.contains(&serde_json::json!(1)), "{info}");
+}
+
+#[tokio::test]
+async fn joining_a_missing_namespace_path_is_refused_naming_it() {
+    require_root();
+    let _serial = serial().await;
+    let mut spec = probe_spec(&["/probe"]);
+    add_namespace(&mut spec, Ns::Network, Some("/nonexistent/ns/net"));
+    assert_refused(spec, "linux.namespaces[4].path").await;
+}
+
+#[tokio::test]
+async fn joining_a_namespace_of_another_type_is_refused() {
+    require_root();
+    let _serial = serial().await;
+    let mut spec = probe_spec(&["/probe"]);
+    add_namespace(&mut spec, Ns::Network, Some("/proc/self/ns/uts"));
+    assert_refused(spec, "linux.namespaces[4].path").await;
+    let mut spec = probe_spec(&["/probe"]);
+    add_namespace(&mut spec, Ns::Network, Some("/etc/hostname"));
+    assert_refused(spec, "linux.namespaces[4].path").await;
+}
+
+#[tokio::test]
+async fn time_namespace_applies_boottime_and_monotonic_offsets() {
+    require_root();
+    let _serial = serial().await;
+    let mut spec = probe_spec(&["/probe", "read", "/proc/uptime"]);
+    add_namespace(&mut spec, Ns::Time, None);
+    let offsets: std::collections::HashMap<String, corral::oci_spec::runtime::LinuxTimeOffset> =
+        serde_json::from_value(serde_json::json!({
+            "boottime": {"secs": 10_000_000},
+            "monotonic": {"secs": 20_000_000, "nanosecs": 5}
+        }))
+        .unwrap();
+    let linux = spec.oci_mut().linux_mut().as_mut().unwrap();
+    linux.set_time_offsets(Some(offsets));
+    let (status, out) = run_capture(&runtime(), spec).await.unwrap();
+    assert!(status.success(), "{status}: {out}");
+    let uptime: f64 = out.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(uptime > 10_000_000.0, "boottime offset not applied: {out}");
+    let mut spec = probe_spec(&["/probe", "info"]);
+    add_namespace(&mut spec, Ns::Time, None);
+    let info = probe_info(&runtime(), spec).await.unwrap();
+    assert_ne!(info["ns"]["time"], host_ns("time"), "{info}");
+}
+
+#[tokio::test]
+async fn time_offsets_without_a_time_namespace_are_refused() {
+    require_root();
+    let _serial = serial().await;
+    let mut spec = probe_spec(&["/probe"]);
+    let offsets = serde_json::from_value(serde_json::json!({"boottime": {"secs": 1}})).unwrap();
+    let linux = spec.oci_mut().linux_mut().as_mut().unwrap();
+    linux.set_time_offsets(Some(offsets));
+    assert_refused(spec, "linux.timeOffsets").await;
+}

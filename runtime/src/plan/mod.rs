@@ -6,6 +6,7 @@
 //! [`Error::Unsupported`] naming it; nothing is silently ignored.
 
 mod devices;
+mod joins;
 mod mounts;
 pub(crate) mod names;
 mod userns;
@@ -15,6 +16,7 @@ use std::collections::HashSet;
 use corral_protocol::{CapSets, InitSpec, ProcessSpec, RawPath, Rlimit, StartVia};
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Process};
 
+pub(crate) use joins::Joins;
 pub(crate) use mounts::CgroupContext;
 pub(crate) use userns::IdMaps;
 
@@ -31,6 +33,8 @@ pub(crate) struct Plan {
     pub init: InitSpec,
     /// uid/gid maps the parent writes for a new user namespace.
     pub id_maps: Option<IdMaps>,
+    /// Namespaces joined by path, and a new time namespace.
+    pub joins: Joins,
 }
 
 /// Builds the plan for container `id`.
@@ -42,6 +46,7 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         .as_ref()
         .ok_or_else(|| Error::invalid("linux", "missing"))?;
     let namespaces = namespaces(linux)?;
+    let joins = joins::plan(linux)?;
     let has = |t: LinuxNamespaceType| namespaces.contains(&t);
     if !has(LinuxNamespaceType::Mount) {
         return Err(Error::invalid(
@@ -96,15 +101,17 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         readonly_paths: paths(linux.readonly_paths()),
         hostname: oci.hostname().clone(),
         domainname: oci.domainname().clone(),
-        loopback_up: has(LinuxNamespaceType::Network),
+        loopback_up: joins.new_network,
         sysctls: sysctls(linux, &namespaces)?,
         process: process_spec(process)?,
         start_via,
     };
+    let new_userns = joins.clone_flags & libc::CLONE_NEWUSER as u64 != 0;
     Ok(Plan {
-        clone_flags: namespaces.iter().map(|t| *t as u64).fold(0, |a, b| a | b),
+        clone_flags: joins.clone_flags,
         init,
-        id_maps: userns::plan(linux, has(LinuxNamespaceType::User))?,
+        id_maps: userns::plan(linux, new_userns)?,
+        joins,
     })
 }
 
@@ -164,9 +171,6 @@ fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
     if linux.personality().is_some() {
         return later("linux.personality", "personalities");
     }
-    if linux.time_offsets().is_some() {
-        return later("linux.timeOffsets", "time namespace offsets");
-    }
     if linux.memory_policy().is_some() {
         return later("linux.memoryPolicy", "memory policies");
     }
@@ -196,7 +200,7 @@ fn resources_requested(r: &oci_spec::runtime::LinuxResources) -> bool {
         || r.unified().as_ref().is_some_and(|u| !u.is_empty())
 }
 
-/// The namespace types to create, validated.
+/// The namespace types the container has, created or joined (see `joins`).
 fn namespaces(linux: &Linux) -> Result<Vec<LinuxNamespaceType>> {
     let mut seen = Vec::new();
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
@@ -204,21 +208,7 @@ fn namespaces(linux: &Linux) -> Result<Vec<LinuxNamespaceType>> {
         if seen.contains(&ns.typ()) {
             return Err(Error::invalid(field, format!("{} appears twice", ns.typ())));
         }
-        if ns.path().is_some() {
-            return Err(Error::unsupported(
-                format!("{field}.path"),
-                "joining an existing namespace is not implemented yet",
-            ));
-        }
-        match ns.typ() {
-            LinuxNamespaceType::Time => {
-                return Err(Error::unsupported(
-                    field,
-                    "time namespaces are not implemented yet",
-                ));
-            }
-            _ => seen.push(ns.typ()),
-        }
+        seen.push(ns.typ());
     }
     Ok(seen)
 }
