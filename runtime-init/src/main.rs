@@ -29,6 +29,7 @@ mod readonly_paths;
 mod resolve;
 mod rlimits;
 mod rootfs;
+mod seccomp;
 mod sys;
 mod sysctl;
 mod user;
@@ -78,12 +79,21 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
     cwd::enter(process.cwd.as_path())?;
     capabilities::drop_bounding(caps)?;
     user::switch(process)?;
+    let seccomp = spec.seccomp.as_ref();
+    if !process.no_new_privileges {
+        // Needs CAP_SYS_ADMIN, which the next step may drop.
+        seccomp::load(seccomp)?;
+    }
     capabilities::apply(caps)?;
     no_new_privs::set(process.no_new_privileges)?;
     let command = resolve::run(process)?;
     close_fds::run(channel, fifo.as_ref())?;
     // sync 2: Ready; then sync 4: Start, or the FIFO opened by `corral start`.
     wait_start::run(channel, spec.start_via, fifo)?;
+    if process.no_new_privileges {
+        // Last before execve: no init syscall meets the filter.
+        seccomp::load(seccomp)?;
+    }
     // sync 5: success closes the close-on-exec socket (EOF in the parent);
     // failure is reported as Error{step: exec}.
     Err(exec::exec(&command))

@@ -340,3 +340,109 @@ async fn time_offsets_without_a_time_namespace_are_refused() {
     linux.set_time_offsets(Some(offsets));
     assert_refused(spec, "linux.timeOffsets").await;
 }
+
+// ---------------------------------------------------------------------------
+// linux.seccomp
+
+fn with_seccomp(args: &[&str], profile: serde_json::Value) -> Spec {
+    let mut spec = probe_spec(args);
+    let linux = spec.oci_mut().linux_mut().as_mut().unwrap();
+    linux.set_seccomp(Some(serde_json::from_value(profile).unwrap()));
+    spec
+}
+
+#[tokio::test]
+async fn seccomp_denies_mkdir_with_eperm() {
+    require_root();
+    let _serial = serial().await;
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    let mut spec = with_seccomp(&["/probe", "mkdir", "/dev/shm/d"], profile.clone());
+    spec.oci_mut()
+        .process_mut()
+        .as_mut()
+        .unwrap()
+        .set_no_new_privileges(Some(true));
+    let (status, out) = run_capture(&runtime(), spec).await.unwrap();
+    assert!(status.success(), "{status}: {out}");
+    assert_eq!(out.trim(), libc::EPERM.to_string(), "mkdir errno");
+    // The same without noNewPrivileges (loaded before capabilities drop).
+    let spec = with_seccomp(&["/probe", "mkdir", "/dev/shm/d"], profile);
+    let (_, out) = run_capture(&runtime(), spec).await.unwrap();
+    assert_eq!(out.trim(), libc::EPERM.to_string());
+    let info = probe_info(
+        &runtime(),
+        with_seccomp(
+            &["/probe", "info"],
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(info["seccomp"], 2, "filter mode: {info}");
+}
+
+#[tokio::test]
+async fn seccomp_kills_the_process_on_getpid() {
+    require_root();
+    let _serial = serial().await;
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_KILL_PROCESS"}]
+    });
+    let (status, out) = run_capture(&runtime(), with_seccomp(&["/probe", "getpid"], profile))
+        .await
+        .unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGSYS), "{status}: {out}");
+}
+
+#[tokio::test]
+async fn seccomp_argument_conditions_select_the_call() {
+    require_root();
+    let _serial = serial().await;
+    // exit_group kills only when its status is 9 (SCMP_CMP_EQ on arg 0).
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["exit_group"], "action": "SCMP_ACT_KILL_PROCESS",
+                      "args": [{"index": 0, "value": 9, "op": "SCMP_CMP_EQ"}]}]
+    });
+    let (status, _) = run_capture(
+        &runtime(),
+        with_seccomp(&["/probe", "exit", "7"], profile.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(7));
+    let (status, _) = run_capture(&runtime(), with_seccomp(&["/probe", "exit", "9"], profile))
+        .await
+        .unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGSYS));
+}
+
+#[tokio::test]
+async fn seccomp_notify_and_foreign_architectures_are_refused() {
+    require_root();
+    let _serial = serial().await;
+    let spec = with_seccomp(
+        &["/probe"],
+        serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+    );
+    assert_refused(spec, "linux.seccomp.syscalls[0].action").await;
+    let spec = with_seccomp(
+        &["/probe"],
+        serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": "/run/x.sock"}),
+    );
+    assert_refused(spec, "linux.seccomp.listenerPath").await;
+    let spec = with_seccomp(
+        &["/probe"],
+        serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_PPC64"]}),
+    );
+    assert_refused(spec, "linux.seccomp.architectures[0]").await;
+}

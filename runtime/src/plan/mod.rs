@@ -9,6 +9,7 @@ mod devices;
 mod joins;
 mod mounts;
 pub(crate) mod names;
+mod seccomp;
 mod userns;
 
 use std::collections::HashSet;
@@ -105,6 +106,7 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         sysctls: sysctls(linux, &namespaces)?,
         process: process_spec(process)?,
         start_via,
+        seccomp: seccomp::plan(linux.seccomp().as_ref())?,
     };
     let new_userns = joins.clone_flags & libc::CLONE_NEWUSER as u64 != 0;
     Ok(Plan {
@@ -156,9 +158,6 @@ fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
     let Some(linux) = oci.linux() else {
         return Ok(());
     };
-    if linux.seccomp().is_some() {
-        return later("linux.seccomp", "seccomp filters");
-    }
     if linux.resources().as_ref().is_some_and(resources_requested) {
         return later("linux.resources", "cgroup resource limits");
     }
