@@ -254,18 +254,7 @@ pub(crate) async fn create(
         process: None,
         state: state_dir.clone().map(|d| (d, id.clone())),
     };
-    let made = match spawn_and_handshake(
-        &runtime,
-        &id,
-        &plan.init,
-        plan.clone_flags,
-        plan.id_maps.as_ref(),
-        &plan.joins,
-        opts,
-        &mut guard,
-    )
-    .await
-    {
+    let made = match spawn_and_handshake(&runtime, &id, &plan, opts, &mut guard).await {
         Ok(made) => made,
         Err(e) => {
             guard.abort().await;
@@ -397,13 +386,12 @@ impl Made {
 async fn spawn_and_handshake(
     runtime: &Runtime,
     id: &str,
-    init: &corral_protocol::InitSpec,
-    clone_flags: u64,
-    id_maps: Option<&plan::IdMaps>,
-    joins: &plan::Joins,
+    plan: &plan::Plan,
     opts: CreateOptions,
     guard: &mut Abort,
 ) -> Result<Made> {
+    let (init, clone_flags) = (&plan.init, plan.clone_flags);
+    let (id_maps, joins) = (plan.id_maps.as_ref(), &plan.joins);
     let opened = crate::namespaces::open(joins)?;
     let CreateOptions {
         stdio: [s0, s1, s2],
