@@ -37,8 +37,8 @@ pub struct Cli {
     /// Use systemd cgroups (not supported: corral manages cgroupfs itself).
     #[arg(long, global = true)]
     systemd_cgroup: bool,
-    /// Rootless mode: auto, true or false (`spec --rootless` asks for a
-    /// rootless config, which needs user namespaces: not yet supported).
+    /// Rootless mode: auto, true or false (`spec --rootless` writes a
+    /// rootless config: a user namespace mapping root to the caller).
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
     #[command(subcommand)]

@@ -236,6 +236,20 @@ pub struct InitSpec {
     pub process: ProcessSpec,
     /// How the init is told to exec.
     pub start_via: StartVia,
+    /// Seccomp filters to load last before `execve`.
+    #[serde(default)]
+    pub seccomp: Option<SeccompProgram>,
+}
+
+/// Seccomp filters, compiled by the runtime: the init loads each with
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeccompProgram {
+    /// `SECCOMP_FILTER_FLAG_*` bits, for every filter.
+    pub flags: u32,
+    /// Each a classic BPF program: one `struct sock_filter` per `u64`
+    /// (`code | jt << 16 | jf << 24 | k << 32`).
+    pub filters: Vec<Vec<u64>>,
 }
 
 /// The setup step an init error happened in.
@@ -286,6 +300,8 @@ pub enum Step {
     Exec,
     /// The init panicked.
     Panic,
+    /// Loading the seccomp filters.
+    Seccomp,
     /// A step this build does not know (sent by a newer init).
     #[serde(other)]
     Unknown,
@@ -317,6 +333,7 @@ impl Step {
             Step::WaitStart => "wait_start",
             Step::Exec => "exec",
             Step::Panic => "panic",
+            Step::Seccomp => "seccomp",
             Step::Unknown => "unknown",
         }
     }

@@ -145,6 +145,12 @@ pub enum Error {
         #[source]
         errno: Errno,
     },
+    #[error("load seccomp filter {index}")]
+    Seccomp {
+        index: usize,
+        #[source]
+        errno: Errno,
+    },
     #[error("mark inherited fds close-on-exec")]
     CloseFds {
         #[source]
@@ -199,6 +205,7 @@ impl Error {
             Error::User { .. } => Step::User,
             Error::Capability { .. } | Error::CapSets { .. } => Step::Capabilities,
             Error::NoNewPrivs { .. } => Step::NoNewPrivs,
+            Error::Seccomp { .. } => Step::Seccomp,
             Error::CloseFds { .. } => Step::CloseFds,
             Error::EmptyArgs | Error::NotFound { .. } | Error::NulByte { .. } => Step::Resolve,
             Error::WaitStart { .. } => Step::WaitStart,
@@ -234,6 +241,7 @@ impl Error {
             | Error::Capability { errno, .. }
             | Error::CapSets { errno, .. }
             | Error::NoNewPrivs { errno }
+            | Error::Seccomp { errno, .. }
             | Error::CloseFds { errno }
             | Error::WaitStart { errno, .. }
             | Error::Exec { errno, .. } => *errno,

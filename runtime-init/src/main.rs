@@ -29,6 +29,7 @@ mod readonly_paths;
 mod resolve;
 mod rlimits;
 mod rootfs;
+mod seccomp;
 mod sys;
 mod sysctl;
 mod user;
@@ -78,6 +79,11 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
     cwd::enter(process.cwd.as_path())?;
     capabilities::drop_bounding(caps)?;
     user::switch(process)?;
+    let seccomp = spec.seccomp.as_ref();
+    if !process.no_new_privileges {
+        // Needs CAP_SYS_ADMIN, which the next step may drop.
+        seccomp::load(seccomp)?;
+    }
     capabilities::apply(caps)?;
     no_new_privs::set(process.no_new_privileges)?;
     let mut command = resolve::run(process)?;
@@ -86,6 +92,10 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
     if let Some(takeover) = wait_start::run(channel, spec.start_via, fifo)? {
         // A warm pool's container: the job's own argv and env.
         command = resolve::run(&resolve::overridden(process, takeover))?;
+    }
+    if process.no_new_privileges {
+        // Last before execve: no init syscall meets the filter.
+        seccomp::load(seccomp)?;
     }
     // sync 5: success closes the close-on-exec socket (EOF in the parent);
     // failure is reported as Error{step: exec}.

@@ -212,3 +212,38 @@ pub fn execve(args: &ExecArgs) -> Errno {
 fn last_errno() -> Errno {
     Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)
 }
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog)` (seccomp(2)): loads one
+/// classic BPF program, given as packed `struct sock_filter`s
+/// (`code | jt << 16 | jf << 24 | k << 32`).
+pub fn load_seccomp_filter(flags: u32, packed: &[u64]) -> io::Result<()> {
+    let mut prog: Vec<libc::sock_filter> = packed
+        .iter()
+        .map(|&i| libc::sock_filter {
+            code: i as u16,
+            jt: (i >> 16) as u8,
+            jf: (i >> 24) as u8,
+            k: (i >> 32) as u32,
+        })
+        .collect();
+    let len = u16::try_from(prog.len()).map_err(|_| Errno::INVAL)?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: seccomp(2) reads `len` instructions from `filter`, which
+    // points at `prog`, alive and unmoved for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::INVAL))
+    }
+}

@@ -34,7 +34,13 @@ pub fn switch(process: &ProcessSpec) -> Result<()> {
         .iter()
         .map(|&g| Gid::from_raw(g))
         .collect();
-    set_thread_groups(&groups).map_err(fail("setgroups with gid count", groups.len() as u32))?;
+    match set_thread_groups(&groups) {
+        // A user namespace whose `setgroups` is `deny` (a rootless runtime
+        // must set that before writing gid_map): nothing can be cleared or
+        // set, as with runc; asking for additionalGids there is an error.
+        Err(rustix::io::Errno::PERM) if groups.is_empty() && setgroups_denied() => {}
+        other => other.map_err(fail("setgroups with gid count", groups.len() as u32))?,
+    }
     let gid = Gid::from_raw(process.gid);
     set_thread_res_gid(gid, gid, gid).map_err(fail("setresgid", process.gid))?;
     let uid = Uid::from_raw(process.uid);
@@ -49,6 +55,11 @@ pub fn switch(process: &ProcessSpec) -> Result<()> {
             .map_err(fail("restore parent-death signal for uid", process.uid))?;
     }
     Ok(())
+}
+
+/// Whether `/proc/self/setgroups` says `deny` (user_namespaces(7)).
+fn setgroups_denied() -> bool {
+    std::fs::read("/proc/self/setgroups").is_ok_and(|s| s.starts_with(b"deny"))
 }
 
 /// `fchown(fd, uid, -1)` on each of fds 0-2 that is a pipe or socket, or,

@@ -307,16 +307,7 @@ pub(crate) async fn create(
         process: None,
         state: state_dir.clone().map(|d| (d, id.clone())),
     };
-    let made = match spawn_and_handshake(
-        &runtime,
-        &id,
-        &plan.init,
-        plan.clone_flags,
-        opts,
-        &mut guard,
-    )
-    .await
-    {
+    let made = match spawn_and_handshake(&runtime, &id, &plan, opts, &mut guard).await {
         Ok(made) => made,
         Err(e) => {
             guard.abort().await;
@@ -448,11 +439,13 @@ impl Made {
 async fn spawn_and_handshake(
     runtime: &Runtime,
     id: &str,
-    init: &corral_protocol::InitSpec,
-    clone_flags: u64,
+    plan: &plan::Plan,
     opts: CreateOptions,
     guard: &mut Abort,
 ) -> Result<Made> {
+    let (init, clone_flags) = (&plan.init, plan.clone_flags);
+    let (id_maps, joins) = (plan.id_maps.as_ref(), &plan.joins);
+    let opened = crate::namespaces::open(joins)?;
     let CreateOptions {
         stdio: [s0, s1, s2],
         detach,
@@ -469,8 +462,32 @@ async fn spawn_and_handshake(
         StartVia::Socket => None,
     };
     let (parent_end, child_end) = corral_protocol::socketpair().map_err(|e| protocol_err(id, e))?;
+    // With a new user namespace the child waits on this pipe for its maps.
+    let maps_pipe = match id_maps {
+        Some(_) => Some(
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| Error::sys("pipe2", e))?,
+        ),
+        None => None,
+    };
+    let wait_fd = maps_pipe.as_ref().map(|(r, _)| r.as_fd());
+    let join = opened.join();
+    let ns = NsPlan {
+        join: &join,
+        pid: opened.pid(),
+        joined_user: joins.joined_user,
+        new_time: joins.new_time.as_deref().map(str::as_bytes),
+    };
     // sync 0: clone3 into the namespaces; the child execs corral-init.
-    let spawned = clone_init(runtime, &prepared, child_end.as_fd(), clone_flags, detach)?;
+    let spawned = clone_init(
+        runtime,
+        &prepared,
+        child_end.as_fd(),
+        clone_flags,
+        wait_fd,
+        &ns,
+        detach,
+    )?;
     drop(child_end);
     let [p0, p1, p2] = prepared;
     let stdio = [p0.parent, p1.parent, p2.parent];
@@ -478,6 +495,14 @@ async fn spawn_and_handshake(
     let process = guard.process.insert(
         PidFd::new(spawned.pidfd, spawned.pid).map_err(|e| Error::sys("register pidfd", e))?,
     );
+    if let (Some(maps), Some((read, write))) = (id_maps, maps_pipe) {
+        // sync 0, user namespace: maps first, then release the child. On
+        // error the write end closes, the child reads EOF and exits, and
+        // the guard reaps it.
+        drop(read);
+        crate::userns::write_id_maps(spawned.pid, maps)?;
+        rustix::io::write(&write, &[1]).map_err(|e| Error::sys("release the cloned child", e))?;
+    }
     let socket = InitSocket::new(parent_end).map_err(|e| Error::sys("register init socket", e))?;
     let console = handshake(id, &socket, process, init, fifo.as_ref().map(|f| f.as_fd())).await?;
     Ok(Made {
@@ -488,12 +513,22 @@ async fn spawn_and_handshake(
     })
 }
 
+/// Joined namespaces and a new time namespace, for `clone_init`.
+struct NsPlan<'a> {
+    join: &'a [(std::os::fd::BorrowedFd<'a>, i32)],
+    pid: Option<std::os::fd::BorrowedFd<'a>>,
+    joined_user: bool,
+    new_time: Option<&'a [u8]>,
+}
+
 /// `clone3` into the namespaces, then exec of `corral-init` (sync 0).
 fn clone_init(
     runtime: &Runtime,
     prepared: &[stdio::Prepared; 3],
     child_end: std::os::fd::BorrowedFd<'_>,
     clone_flags: u64,
+    wait_for_maps: Option<std::os::fd::BorrowedFd<'_>>,
+    ns: &NsPlan<'_>,
     detach: bool,
 ) -> Result<sys::Spawned> {
     let binary = runtime.init_binary()?;
@@ -516,7 +551,11 @@ fn clone_init(
         argv: &argv,
         envp: &envp,
         kill_on_parent_death: !detach,
-        fork_like: false,
+        wait_for_maps,
+        join: ns.join,
+        become_root: ns.joined_user,
+        new_time: ns.new_time,
+        join_pid: ns.pid,
     };
     sys::spawn_init(clone_flags, &child).map_err(|e| Error::sys("clone3", e))
 }

@@ -24,6 +24,7 @@ mod channel;
 mod container;
 mod error;
 mod init_binary;
+mod namespaces;
 mod pidfd;
 mod plan;
 mod pool;
@@ -35,6 +36,7 @@ mod status;
 mod stdio;
 mod stored;
 mod sys;
+mod userns;
 
 pub use container::Container;
 pub use corral_protocol::{InitError, Step};

@@ -19,6 +19,8 @@
 //! | `cat`            | copies stdin to stdout until EOF (not JSON)                 |
 //! | `write FILE TEXT`| writes TEXT (no newline added) to FILE                      |
 //! | `read FILE`      | writes the raw contents of FILE to stdout (not JSON)        |
+//! | `mkdir DIR`      | `mkdir(DIR)`; prints the errno as a JSON number, 0 for none |
+//! | `getpid`         | prints `getpid()` as a JSON number                          |
 //!
 //! Exit status: 0 on success, 1 when the operation fails (the error is on
 //! stderr), 2 for an unknown command or bad arguments, 3 when `signal-self`
@@ -61,6 +63,8 @@ fn main() {
         "cat" => cmd_cat(),
         "write" => cmd_write(rest),
         "read" => cmd_read(rest),
+        "mkdir" => cmd_mkdir(rest),
+        "getpid" => emit_json(&Json::Int(i64::from(std::process::id()))),
         other => Err(Fail::usage(format!("unknown command {other:?}"))),
     };
     if let Err(fail) = result {
@@ -519,6 +523,17 @@ fn cmd_read(rest: &[OsString]) -> Res {
     let file = arg(rest, 0, "read FILE")?;
     let bytes = fs::read(file).map_err(|e| Fail::io(format!("read {file:?}"), e))?;
     emit(&bytes)
+}
+
+/// Reports the errno rather than failing: seccomp tests tell EPERM from
+/// the filter apart from any other failure.
+fn cmd_mkdir(rest: &[OsString]) -> Res {
+    let dir = arg(rest, 0, "mkdir DIR")?;
+    let errno = match fs::create_dir(dir) {
+        Ok(()) => 0,
+        Err(e) => e.raw_os_error().unwrap_or(-1),
+    };
+    emit_json(&Json::Int(i64::from(errno)))
 }
 
 // ---------------------------------------------------------------------------

@@ -6,15 +6,20 @@
 //! [`Error::Unsupported`] naming it; nothing is silently ignored.
 
 mod devices;
+mod joins;
 mod mounts;
 pub(crate) mod names;
+mod seccomp;
+mod userns;
 
 use std::collections::HashSet;
 
 use corral_protocol::{CapSets, InitSpec, ProcessSpec, RawPath, Rlimit, StartVia};
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Process};
 
+pub(crate) use joins::Joins;
 pub(crate) use mounts::CgroupContext;
+pub(crate) use userns::IdMaps;
 
 use crate::cgroup_layout::Layout;
 use crate::error::{Error, Result};
@@ -27,6 +32,10 @@ pub(crate) struct Plan {
     pub clone_flags: u64,
     /// The init's instructions.
     pub init: InitSpec,
+    /// uid/gid maps the parent writes for a new user namespace.
+    pub id_maps: Option<IdMaps>,
+    /// Namespaces joined by path, and a new time namespace.
+    pub joins: Joins,
 }
 
 /// Builds the plan for container `id`.
@@ -38,6 +47,7 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         .as_ref()
         .ok_or_else(|| Error::invalid("linux", "missing"))?;
     let namespaces = namespaces(linux)?;
+    let joins = joins::plan(linux)?;
     let has = |t: LinuxNamespaceType| namespaces.contains(&t);
     if !has(LinuxNamespaceType::Mount) {
         return Err(Error::invalid(
@@ -92,14 +102,18 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         readonly_paths: paths(linux.readonly_paths()),
         hostname: oci.hostname().clone(),
         domainname: oci.domainname().clone(),
-        loopback_up: has(LinuxNamespaceType::Network),
+        loopback_up: joins.new_network,
         sysctls: sysctls(linux, &namespaces)?,
         process: process_spec(process)?,
         start_via,
+        seccomp: seccomp::plan(linux.seccomp().as_ref())?,
     };
+    let new_userns = joins.clone_flags & libc::CLONE_NEWUSER as u64 != 0;
     Ok(Plan {
-        clone_flags: namespaces.iter().map(|t| *t as u64).fold(0, |a, b| a | b),
+        clone_flags: joins.clone_flags,
         init,
+        id_maps: userns::plan(linux, new_userns)?,
+        joins,
     })
 }
 
@@ -144,14 +158,6 @@ fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
     let Some(linux) = oci.linux() else {
         return Ok(());
     };
-    if linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-    {
-        return later("linux.uidMappings", "user namespace id mappings");
-    }
-    if linux.seccomp().is_some() {
-        return later("linux.seccomp", "seccomp filters");
-    }
     if linux.resources().as_ref().is_some_and(resources_requested) {
         return later("linux.resources", "cgroup resource limits");
     }
@@ -163,9 +169,6 @@ fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
     }
     if linux.personality().is_some() {
         return later("linux.personality", "personalities");
-    }
-    if linux.time_offsets().is_some() {
-        return later("linux.timeOffsets", "time namespace offsets");
     }
     if linux.memory_policy().is_some() {
         return later("linux.memoryPolicy", "memory policies");
@@ -196,7 +199,7 @@ fn resources_requested(r: &oci_spec::runtime::LinuxResources) -> bool {
         || r.unified().as_ref().is_some_and(|u| !u.is_empty())
 }
 
-/// The namespace types to create, validated.
+/// The namespace types the container has, created or joined (see `joins`).
 fn namespaces(linux: &Linux) -> Result<Vec<LinuxNamespaceType>> {
     let mut seen = Vec::new();
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
@@ -204,27 +207,7 @@ fn namespaces(linux: &Linux) -> Result<Vec<LinuxNamespaceType>> {
         if seen.contains(&ns.typ()) {
             return Err(Error::invalid(field, format!("{} appears twice", ns.typ())));
         }
-        if ns.path().is_some() {
-            return Err(Error::unsupported(
-                format!("{field}.path"),
-                "joining an existing namespace is not implemented yet",
-            ));
-        }
-        match ns.typ() {
-            LinuxNamespaceType::User => {
-                return Err(Error::unsupported(
-                    field,
-                    "user namespaces are not implemented yet",
-                ));
-            }
-            LinuxNamespaceType::Time => {
-                return Err(Error::unsupported(
-                    field,
-                    "time namespaces are not implemented yet",
-                ));
-            }
-            _ => seen.push(ns.typ()),
-        }
+        seen.push(ns.typ());
     }
     Ok(seen)
 }

@@ -112,7 +112,7 @@ fn an_empty_resources_object_is_accepted() {
 }
 
 #[test]
-fn user_namespace_is_refused_naming_the_entry() {
+fn user_namespace_without_mappings_is_refused_naming_the_field() {
     let mut v = runc_default();
     v["linux"]["namespaces"]
         .as_array_mut()
@@ -120,7 +120,25 @@ fn user_namespace_is_refused_naming_the_entry() {
         .push(json!({"type": "user"}));
     assert_eq!(
         err_of(v),
-        "unsupported: linux.namespaces[5]: user namespaces are not implemented yet"
+        "invalid linux.uidMappings: a new user namespace needs at least one mapping"
+    );
+}
+
+#[test]
+fn user_namespace_with_mappings_translates() {
+    let mut v = runc_default();
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    v["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+    v["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+    let p = plan_of(v).unwrap();
+    assert_ne!(p.clone_flags & libc::CLONE_NEWUSER as u64, 0);
+    let maps = p.id_maps.unwrap();
+    assert_eq!(
+        (maps.uid_map.as_str(), maps.gid_map.as_str()),
+        ("0 1000 1\n", "0 1000 1\n")
     );
 }
 
@@ -182,13 +200,18 @@ fn net_sysctl_needs_a_network_namespace() {
 }
 
 #[test]
-fn hooks_and_seccomp_are_refused_naming_the_field() {
+fn hooks_are_refused_naming_the_field() {
     let mut v = runc_default();
     v["hooks"] = json!({"poststart": [{"path": "/bin/true"}]});
     assert!(err_of(v).starts_with("unsupported: hooks"));
+}
+
+#[test]
+fn an_allow_all_seccomp_profile_has_no_filter() {
     let mut v = runc_default();
     v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
-    assert!(err_of(v).starts_with("unsupported: linux.seccomp"));
+    let seccomp = plan_of(v).unwrap().init.seccomp.unwrap();
+    assert!(seccomp.filters.is_empty());
 }
 
 #[test]

@@ -15,7 +15,7 @@
 
 use std::ffi::{CStr, c_char};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use rustix::process::Pid;
 
@@ -62,9 +62,23 @@ pub struct ChildPlan<'a> {
     pub envp: &'a [*const c_char],
     /// Set `PR_SET_PDEATHSIG(SIGKILL)` in the child.
     pub kill_on_parent_death: bool,
-    /// Copy the address space (fork-like) instead of sharing it: needed
-    /// when the child must wait for its parent before it execs.
-    pub fork_like: bool,
+    /// Read end of a pipe the child blocks on before the exec of the init,
+    /// until the parent has written its user namespace's id maps: an exec
+    /// by an unmapped uid would drop every capability. One byte means go;
+    /// EOF (the parent gave up) makes the child `_exit`.
+    pub wait_for_maps: Option<BorrowedFd<'a>>,
+    /// Namespaces the child joins with `setns(fd, type)`, in order (a user
+    /// namespace first). Not pid: see `join_pid`.
+    pub join: &'a [(BorrowedFd<'a>, i32)],
+    /// Become uid/gid 0 after joining (a joined user namespace).
+    pub become_root: bool,
+    /// `unshare(CLONE_NEWTIME)` in the child and write these bytes (maybe
+    /// none) to `/proc/self/timens_offsets`; the exec enters the namespace.
+    pub new_time: Option<&'a [u8]>,
+    /// A pid namespace the cloning thread joins just around `clone3`, so
+    /// that the child is born in it (setns(2): a pid namespace applies to
+    /// the caller's children only).
+    pub join_pid: Option<BorrowedFd<'a>>,
 }
 
 /// A new child: its host pid and a pidfd.
@@ -80,6 +94,27 @@ pub struct Spawned {
 pub fn spawn_init(namespace_flags: u64, plan: &ChildPlan<'_>) -> io::Result<Spawned> {
     debug_assert!(plan.argv.last().is_some_and(|p| p.is_null()));
     debug_assert!(plan.envp.last().is_some_and(|p| p.is_null()));
+    match plan.join_pid {
+        None => clone_init(namespace_flags, plan),
+        Some(target) => {
+            // The active pid namespace of this thread, to come back to.
+            let own = rustix::fs::open(
+                "/proc/thread-self/ns/pid",
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )?;
+            use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
+            move_into_link_name_space(target, Some(LinkNameSpaceType::ProcessID))?;
+            let spawned = clone_init(namespace_flags, plan);
+            move_into_link_name_space(own.as_fd(), Some(LinkNameSpaceType::ProcessID))
+                .expect("a thread can always return to its own active pid namespace");
+            spawned
+        }
+    }
+}
+
+/// The `clone3` of [`spawn_init`].
+fn clone_init(namespace_flags: u64, plan: &ChildPlan<'_>) -> io::Result<Spawned> {
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
         flags: namespace_flags | libc::CLONE_PIDFD as u64,
@@ -87,7 +122,14 @@ pub fn spawn_init(namespace_flags: u64, plan: &ChildPlan<'_>) -> io::Result<Spaw
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
-    let ret = if plan.fork_like || !vfork::AVAILABLE {
+    // Sharing memory means the parent thread sleeps until the child's
+    // exec; a child that waits for the parent (id maps) or changes its
+    // namespaces and credentials first gets its own copy instead.
+    let fork_like = plan.wait_for_maps.is_some()
+        || !plan.join.is_empty()
+        || plan.become_root
+        || plan.new_time.is_some();
+    let ret = if fork_like || !vfork::AVAILABLE {
         clone_fork_like(&args, plan)
     } else {
         vfork::clone_shared(&mut args, plan)
@@ -252,11 +294,43 @@ mod vfork {
 /// the init socket closes before the init could speak.
 pub(super) fn child_after_clone(plan: &ChildPlan<'_>) -> ! {
     // SAFETY: every call below is a raw syscall listed as async-signal-safe
-    // in signal-safety(7) (prctl, fcntl, dup2, execve, _exit) or a thin
-    // wrapper of one (execveat via syscall(2)); the fds and strings were
-    // prepared by the parent and stay valid: this process has its own copy
-    // of the parent's memory.
+    // in signal-safety(7) (prctl, read, fcntl, dup2, execve, _exit), or a
+    // thin libc wrapper that only traps and takes no lock (setns, unshare,
+    // syscall(2) for setresuid/setresgid, which change this thread's, the
+    // only thread's, credentials, and execveat); the fds and strings were
+    // prepared by the parent and stay valid: this process either has its
+    // own copy of the parent's memory, or shares it while the parent
+    // thread sleeps in CLONE_VFORK until this exec (and no other thread
+    // touches what the plan points to).
     unsafe {
+        if let Some(fd) = plan.wait_for_maps {
+            wait_for_parent(fd.as_raw_fd());
+            // Our ids are still the parent's (host) ids, which the maps
+            // need not contain: become the namespace's root (the maps must
+            // map it, see plan::userns) so that the exec of the init keeps
+            // the full capability set. Raw syscalls: glibc's wrappers
+            // signal other threads, and this copy has none. Before the
+            // parent-death signal, which a credential change clears.
+            if libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
+                || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0
+            {
+                child_fail();
+            }
+        }
+        for (fd, nstype) in plan.join {
+            if libc::setns(fd.as_raw_fd(), *nstype) != 0 {
+                child_fail();
+            }
+        }
+        if plan.become_root
+            && (libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
+                || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0)
+        {
+            child_fail();
+        }
+        if let Some(offsets) = plan.new_time {
+            enter_new_time_ns(offsets);
+        }
         if plan.kill_on_parent_death && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
             child_fail();
         }
@@ -293,6 +367,53 @@ pub(super) fn child_after_clone(plan: &ChildPlan<'_>) -> ! {
             }
         }
         child_fail()
+    }
+}
+
+/// `unshare(CLONE_NEWTIME)`, then one `write` of `offsets` to
+/// `/proc/self/timens_offsets` (time_namespaces(7): only before a process
+/// enters the namespace, which this one does at its next exec). Child only.
+///
+/// # Safety
+/// Only async-signal-safe calls; call only from the cloned child.
+unsafe fn enter_new_time_ns(offsets: &[u8]) {
+    // SAFETY: unshare(2), open(2), write(2), close(2) are raw syscalls on
+    // a static path and a buffer the parent prepared.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWTIME) != 0 {
+            child_fail();
+        }
+        if offsets.is_empty() {
+            return;
+        }
+        let fd = libc::open(
+            c"/proc/self/timens_offsets".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 || libc::write(fd, offsets.as_ptr().cast(), offsets.len()) < 0 {
+            child_fail();
+        }
+        libc::close(fd);
+    }
+}
+
+/// `read(fd, &byte, 1)` until one byte arrives; `_exit` on EOF or error.
+/// Child only.
+///
+/// # Safety
+/// Only async-signal-safe calls; call only from the cloned child.
+unsafe fn wait_for_parent(fd: RawFd) {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: read(2) is async-signal-safe; `byte` is a live local.
+        let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+        match n {
+            1 => return,
+            // SAFETY: __errno_location() is this thread's errno slot.
+            -1 if unsafe { *libc::__errno_location() } == libc::EINTR => continue,
+            // SAFETY: see `child_fail`; EOF exits with status 1 (errno 0 clamps).
+            _ => unsafe { child_fail() },
+        }
     }
 }
 

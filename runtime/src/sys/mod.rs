@@ -12,6 +12,20 @@ pub use clone::{ChildPlan, InitExec, Spawned, spawn_init};
 
 mod clone;
 
+/// `ioctl(fd, NS_GET_NSTYPE)`: the `CLONE_NEW*` type of a namespace file
+/// (ioctl_nsfs(2)); `EINVAL`/`ENOTTY` for other files.
+pub fn ns_type(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: ioctl(2) NS_GET_NSTYPE takes no argument and returns the type;
+    // `fd` is live for the call.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)` for any signal number,
 /// real-time ones included (rustix's `Signal` only names the classic set).
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
