@@ -286,6 +286,11 @@ pub enum Step {
     Exec,
     /// The init panicked.
     Panic,
+    /// Exec mode: joining the target's namespaces (`setns`) and root.
+    Join,
+    /// Exec mode: `clone3(CLONE_PARENT)` of the process inside the target's
+    /// pid namespace.
+    Spawn,
     /// A step this build does not know (sent by a newer init).
     #[serde(other)]
     Unknown,
@@ -317,6 +322,8 @@ impl Step {
             Step::WaitStart => "wait_start",
             Step::Exec => "exec",
             Step::Panic => "panic",
+            Step::Join => "join",
+            Step::Spawn => "spawn",
             Step::Unknown => "unknown",
         }
     }
@@ -392,6 +399,33 @@ pub struct LogRecord {
     pub path: Option<RawPath>,
 }
 
+/// What an init in exec mode needs to start one more process in a running
+/// container (the body of `exec`; the target's pidfd travels with it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecSpec {
+    /// Container id, for logs.
+    pub container_id: String,
+    /// Host pid of the container's process: the init opens
+    /// `/proc/<pid>/root` and checks, through the pidfd, that the pid still
+    /// names that process.
+    pub target_pid: i32,
+    /// `CLONE_NEW*` bits of the namespaces to join with one
+    /// `setns(pidfd, ..)`.
+    pub namespaces: u64,
+    /// The process to start.
+    pub process: ProcessSpec,
+    /// Set `PR_SET_PDEATHSIG(SIGKILL)` on the new process.
+    #[serde(default)]
+    pub kill_on_parent_death: bool,
+}
+
+/// The body of `exec_pid`: the process an init in exec mode started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecPid {
+    /// Its pid in the runtime's pid namespace.
+    pub pid: i32,
+}
+
 /// Messages from the runtime to the init.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ToInit {
@@ -400,6 +434,9 @@ pub enum ToInit {
     Spec(Box<InitSpec>),
     /// Exec now. No fds.
     Start,
+    /// Exec mode: start a process in a running container. Exactly 1 fd,
+    /// the pidfd of the container's process.
+    Exec(Box<ExecSpec>),
 }
 
 /// Messages from the init to the runtime.
@@ -413,4 +450,6 @@ pub enum ToParent {
     Log(LogRecord),
     /// The console's pty master. Exactly 1 fd.
     Console,
+    /// Exec mode: the new process exists. Exactly 1 fd, its pidfd.
+    ExecPid(ExecPid),
 }

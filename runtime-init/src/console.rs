@@ -7,7 +7,7 @@
 //! and making the slave the controlling terminal and stdio. It does not
 //! mount devpts (that is one of the spec's mounts).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use corral_protocol::{InitChannel, ProcessSpec};
 use rustix::fs::OFlags;
@@ -24,6 +24,38 @@ const PTMX: [&[u8]; 2] = [b"/dev/pts/ptmx", b"/dev/ptmx"];
 const CONSOLE: &[u8] = b"/dev/console";
 
 pub fn setup(channel: &InitChannel, root: &Rootfs, process: &ProcessSpec) -> Result<()> {
+    let (master, slave) = open_pty(root.fd(), process)?;
+    bind_console(root, &slave)?;
+    send_master(channel, master)?;
+    make_controlling(slave)
+}
+
+/// Exec mode: a new pty of the container's devpts (the process is already
+/// inside the container's root), without touching `/dev/console`, which
+/// belongs to the container's own console.
+pub fn setup_exec(channel: &InitChannel, process: &ProcessSpec) -> Result<()> {
+    let root = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(fail("open", Some(b"/")))?;
+    let (master, slave) = open_pty(root.as_fd(), process)?;
+    send_master(channel, master)?;
+    make_controlling(slave)
+}
+
+fn send_master(channel: &InitChannel, master: OwnedFd) -> Result<()> {
+    channel
+        .send_console(master.as_fd())
+        .map_err(|source| Error::Protocol {
+            op: "send console",
+            source,
+        })
+}
+
+/// A pty pair from the ptmx under `root`, the slave sized as asked.
+fn open_pty(root: BorrowedFd<'_>, process: &ProcessSpec) -> Result<(OwnedFd, OwnedFd)> {
     let master = open_ptmx(root)?;
     grantpt(&master).map_err(fail("grantpt", None))?;
     unlockpt(&master).map_err(fail("unlockpt", None))?;
@@ -39,22 +71,14 @@ pub fn setup(channel: &InitChannel, root: &Rootfs, process: &ProcessSpec) -> Res
         };
         tcsetwinsize(&slave, size).map_err(fail("set window size", None))?;
     }
-    bind_console(root, &slave)?;
-    channel
-        .send_console(master.as_fd())
-        .map_err(|source| Error::Protocol {
-            op: "send console",
-            source,
-        })?;
-    drop(master);
-    make_controlling(slave)
+    Ok((master, slave))
 }
 
-fn open_ptmx(root: &Rootfs) -> Result<OwnedFd> {
+fn open_ptmx(root: BorrowedFd<'_>) -> Result<OwnedFd> {
     let flags = OFlags::RDWR | OFlags::NOCTTY;
-    match in_root::open_with(root.fd(), PTMX[0], flags) {
+    match in_root::open_with(root, PTMX[0], flags) {
         Err(Errno::NOENT) => {
-            in_root::open_with(root.fd(), PTMX[1], flags).map_err(fail("open", Some(PTMX[1])))
+            in_root::open_with(root, PTMX[1], flags).map_err(fail("open", Some(PTMX[1])))
         }
         other => other.map_err(fail("open", Some(PTMX[0]))),
     }

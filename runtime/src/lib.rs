@@ -19,10 +19,13 @@
 //! in it; each [`Runtime`] seals a copy into a memfd, so nothing needs to be
 //! installed beside a program that uses the library.
 
+mod cgroup_join;
 mod cgroup_layout;
 mod channel;
+mod console;
 mod container;
 mod error;
+mod exec;
 mod init_binary;
 mod pidfd;
 mod plan;
@@ -35,9 +38,11 @@ mod stdio;
 mod stored;
 mod sys;
 
+pub use console::Console;
 pub use container::Container;
 pub use corral_protocol::{InitError, Step};
 pub use error::{Error, Result};
+pub use exec::{Exec, ExecProcess};
 pub use plan::names::capability_name;
 pub use runtime::{Create, Runtime, RuntimeBuilder};
 pub use spec::{Spec, SpecBuilder};

@@ -60,6 +60,8 @@ pub struct ChildPlan<'a> {
     pub envp: &'a [*const c_char],
     /// Set `PR_SET_PDEATHSIG(SIGKILL)` in the child.
     pub kill_on_parent_death: bool,
+    /// A cgroup v2 directory to create the child in (`CLONE_INTO_CGROUP`).
+    pub cgroup: Option<BorrowedFd<'a>>,
 }
 
 /// A new child: its host pid and a pidfd.
@@ -77,12 +79,18 @@ pub fn spawn_init(namespace_flags: u64, plan: &ChildPlan<'_>) -> io::Result<Spaw
     debug_assert!(plan.argv.last().is_some_and(|p| p.is_null()));
     debug_assert!(plan.envp.last().is_some_and(|p| p.is_null()));
     let mut pidfd: RawFd = -1;
-    let args = CloneArgs {
+    let mut args = CloneArgs {
         flags: namespace_flags | libc::CLONE_PIDFD as u64,
         pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
+    if let Some(cgroup) = plan.cgroup {
+        // CLONE_INTO_CGROUP is bit 33 (<linux/sched.h>): it does not fit
+        // libc's c_int constant.
+        args.flags |= 0x2_0000_0000;
+        args.cgroup = cgroup.as_raw_fd() as u64;
+    }
     // SAFETY: clone3(2) with a valid, fully initialised `clone_args` of the
     // size we pass. No CLONE_VM and no stack: the child continues here on a
     // private copy of this thread's stack, like fork(2). In the child we call
