@@ -71,7 +71,10 @@ pub async fn exec(rt: &Runtime, args: ExecArgs) -> anyhow::Result<i32> {
     if !terminal && args.console_socket.is_some() {
         anyhow::bail!("--console-socket given but the process has no terminal (--tty)");
     }
-    let mut p = rt.exec_by_id(&args.id, process).detached(args.detach).await?;
+    let mut p = rt
+        .exec_by_id(&args.id, process)
+        .detached(args.detach)
+        .await?;
     let console = p.take_console();
     let bridge = match (console, &args.console_socket) {
         (Some(c), Some(path)) => {

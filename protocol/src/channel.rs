@@ -168,7 +168,11 @@ impl ParentEnd {
     /// Exec mode: what to start, with the pidfd of the container's process
     /// whose namespaces the init joins.
     pub fn send_exec(&self, spec: &ExecSpec, target: BorrowedFd<'_>) -> Result<()> {
-        send(self.as_fd(), &ToInit::Exec(Box::new(spec.clone())), &[target])
+        send(
+            self.as_fd(),
+            &ToInit::Exec(Box::new(spec.clone())),
+            &[target],
+        )
     }
 
     /// Tells the init to exec the workload.

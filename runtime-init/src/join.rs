@@ -24,7 +24,8 @@ use crate::error::{Error, Result};
 
 pub fn enter(spec: &ExecSpec, target: &OwnedFd) -> Result<()> {
     let root_path = PathBuf::from(format!("/proc/{}/root", spec.target_pid));
-    let fail = |op: &'static str, path: Option<PathBuf>| move |errno| Error::Join { op, path, errno };
+    let fail =
+        |op: &'static str, path: Option<PathBuf>| move |errno| Error::Join { op, path, errno };
     let root = rustix::fs::open(
         &root_path,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

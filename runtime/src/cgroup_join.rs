@@ -32,7 +32,8 @@ impl Target {
     /// The cgroups of process `pid`, as `layout` mounts them.
     pub fn of(pid: i32, layout: &Layout) -> Result<Self> {
         let path = format!("/proc/{pid}/cgroup");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::sys(format!("read {path}"), e))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| Error::sys(format!("read {path}"), e))?;
         let mut target = Target::default();
         for (hierarchy, dir) in plan(&text, layout.hierarchies()) {
             if hierarchy.v2 {
@@ -82,7 +83,8 @@ pub(crate) fn plan<'a>(text: &str, hierarchies: &'a [Hierarchy]) -> Vec<(&'a Hie
             if h.v2 {
                 set.is_empty()
             } else {
-                let mut options: Vec<&str> = h.options.split(',').filter(|o| !o.is_empty()).collect();
+                let mut options: Vec<&str> =
+                    h.options.split(',').filter(|o| !o.is_empty()).collect();
                 options.sort_unstable();
                 !set.is_empty() && options == set
             }
@@ -118,7 +120,10 @@ mod tests {
         assert_eq!(
             planned,
             [
-                (false, Path::new("/sys/fs/cgroup/cpu,cpuacct/c1").to_path_buf()),
+                (
+                    false,
+                    Path::new("/sys/fs/cgroup/cpu,cpuacct/c1").to_path_buf()
+                ),
                 (false, Path::new("/sys/fs/cgroup/memory/m/c1").to_path_buf()),
                 (true, Path::new("/sys/fs/cgroup/unified/u/c1").to_path_buf()),
             ],

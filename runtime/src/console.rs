@@ -74,7 +74,9 @@ impl Console {
         loop {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
-            match guard.try_io(|fd| rustix::io::read(fd.get_ref(), &mut *unfilled).map_err(io::Error::from)) {
+            match guard.try_io(|fd| {
+                rustix::io::read(fd.get_ref(), &mut *unfilled).map_err(io::Error::from)
+            }) {
                 Ok(Ok(n)) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));

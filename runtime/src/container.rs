@@ -498,7 +498,10 @@ async fn handshake(
             Ok((ToParent::Console, fd)) => console = fd,
             Ok((ToParent::ExecPid(_), _)) => {
                 let kind = corral_protocol::Kind::ExecPid;
-                return Err(protocol_err(id, corral_protocol::Error::Unexpected { kind }));
+                return Err(protocol_err(
+                    id,
+                    corral_protocol::Error::Unexpected { kind },
+                ));
             }
             Ok((ToParent::Error(source), _)) => {
                 return Err(Error::Init {

@@ -57,7 +57,12 @@ impl Container {
             Ok(Some(_)) => Err(stopped(self.id())),
             Err(e) => Err(Error::sys("waitid on pidfd", e)),
         };
-        Exec::new(self.runtime().clone(), self.id().to_owned(), target, process)
+        Exec::new(
+            self.runtime().clone(),
+            self.id().to_owned(),
+            target,
+            process,
+        )
     }
 }
 
@@ -224,7 +229,10 @@ impl ExecProcess {
     pub fn kill(&self, signal: i32) -> Result<()> {
         self.process().signal(signal).map_err(|e| {
             Error::sys(
-                format!("pidfd_send_signal {signal} to exec in {:?}", self.container_id),
+                format!(
+                    "pidfd_send_signal {signal} to exec in {:?}",
+                    self.container_id
+                ),
                 e,
             )
         })
@@ -293,7 +301,8 @@ async fn spawn(exec: Exec) -> Result<ExecProcess> {
         stdio::prepare(s1, 1)?,
         stdio::prepare(s2, 2)?,
     ];
-    let (parent_end, child_end) = corral_protocol::socketpair().map_err(|e| protocol_err(&id, e))?;
+    let (parent_end, child_end) =
+        corral_protocol::socketpair().map_err(|e| protocol_err(&id, e))?;
     // exec sync 0: a fresh corral-init, in the target's v2 cgroup.
     let spawned = clone_exec_init(&runtime, &prepared, &child_end, &cgroups, detached)?;
     drop(child_end);
@@ -316,7 +325,10 @@ async fn spawn(exec: Exec) -> Result<ExecProcess> {
             return Err(e);
         }
     };
-    let process = guard.child.take().expect("a successful exec has its process");
+    let process = guard
+        .child
+        .take()
+        .expect("a successful exec has its process");
     drop(guard);
     // Registration only fails without a reactor, and we are inside one.
     let reg = "register a pipe with the running reactor";
@@ -442,7 +454,10 @@ fn exec_process_spec(p: &Process) -> Result<ProcessSpec> {
             format!("{what} are not implemented yet"),
         ))
     };
-    if p.apparmor_profile().as_deref().is_some_and(|s| !s.is_empty()) {
+    if p.apparmor_profile()
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+    {
         return later("process.apparmorProfile", "AppArmor profiles");
     }
     if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {

@@ -10,7 +10,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `spec` with a terminal of `(rows, cols)`.
 fn with_terminal(mut spec: corral::Spec, rows: u64, cols: u64) -> corral::Spec {
-    let process = spec.oci_mut().process_mut().as_mut().expect("spec has a process");
+    let process = spec
+        .oci_mut()
+        .process_mut()
+        .as_mut()
+        .expect("spec has a process");
     process.set_terminal(Some(true));
     let size = corral::oci_spec::runtime::BoxBuilder::default()
         .height(rows)
@@ -41,7 +45,9 @@ async fn probe_on_terminal(cmd: &str) -> String {
     let rt = runtime();
     let spec = with_terminal(probe_spec(&["/probe", cmd]), 37, 91);
     let mut c = rt.create(unique_id("tty"), spec).await.unwrap();
-    let mut console = c.take_console().expect("a terminal container has a console");
+    let mut console = c
+        .take_console()
+        .expect("a terminal container has a console");
     assert!(c.take_console().is_none(), "the console is taken once");
     c.start().await.unwrap();
     let mut out = String::new();

@@ -52,7 +52,11 @@ impl Cgroups {
     fn holding(pid: i32) -> Cgroups {
         let name = unique_id("corral-test-exec");
         let mut dirs = Vec::new();
-        for base in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        for base in [
+            "/sys/fs/cgroup/pids",
+            "/sys/fs/cgroup/unified",
+            "/sys/fs/cgroup",
+        ] {
             if !Path::new(base).join("cgroup.procs").exists() {
                 continue;
             }
@@ -91,15 +95,24 @@ async fn exec_joins_every_namespace_and_the_cgroups_of_the_target() {
             "namespace {ns} of the exec'd process"
         );
     }
-    assert_ne!(info["pid"], 1, "the exec'd process is not the container's pid 1");
-    assert_eq!(info["ppid"], 0, "its parent (the runtime) is outside the pid namespace");
+    assert_ne!(
+        info["pid"], 1,
+        "the exec'd process is not the container's pid 1"
+    );
+    assert_eq!(
+        info["ppid"], 0,
+        "its parent (the runtime) is outside the pid namespace"
+    );
     let (status, cgroup) = exec_capture(&c, &["/probe", "read", "/proc/self/cgroup"]).await;
     assert!(status.success(), "{status}");
     let target = std::fs::read_to_string(format!("/proc/{}/cgroup", c.pid())).unwrap();
     assert_eq!(cgroup, target, "cgroups of the exec'd process");
     for dir in &cgroups.0 {
         let name = dir.file_name().unwrap().to_str().unwrap();
-        assert!(target.contains(name), "the container is in {dir:?}: {target}");
+        assert!(
+            target.contains(name),
+            "the container is in {dir:?}: {target}"
+        );
     }
     c.kill(libc::SIGKILL).unwrap();
     c.wait().await.unwrap();
@@ -135,7 +148,15 @@ async fn exec_exit_status_and_signals_go_through_its_pidfd() {
     assert_eq!(status.signal(), Some(libc::SIGTERM));
     assert_eq!(status.shell_code(), 143);
     // The container itself is untouched.
-    assert!(c.exec(process(&["/probe", "exit", "0"])).await.unwrap().wait().await.unwrap().success());
+    assert!(
+        c.exec(process(&["/probe", "exit", "0"]))
+            .await
+            .unwrap()
+            .wait()
+            .await
+            .unwrap()
+            .success()
+    );
 }
 
 #[tokio::test]
@@ -146,7 +167,12 @@ async fn two_hundred_execs_leave_no_fds_or_zombies() {
     let rt = runtime();
     let c = paused(&rt, "exec-200").await;
     // Warm up the sealed init and the reactor's registrations.
-    c.exec(process(&["/probe", "exit", "0"])).await.unwrap().wait().await.unwrap();
+    c.exec(process(&["/probe", "exit", "0"]))
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
     let (fds, children) = (open_fds(), child_count());
     for i in 0..200 {
         let p = c
@@ -168,7 +194,9 @@ async fn exec_of_a_missing_executable_reports_step_resolve_and_the_path() {
     let rt = runtime();
     let c = paused(&rt, "exec-missing").await;
     let err = c.exec(process(&["/no/such/tool"])).await.unwrap_err();
-    let init = err.init_error().unwrap_or_else(|| panic!("not an init error: {err}"));
+    let init = err
+        .init_error()
+        .unwrap_or_else(|| panic!("not an init error: {err}"));
     assert_eq!(init.step, corral::Step::Resolve, "{err}");
     assert_eq!(init.errno, Some(libc::ENOENT), "{err}");
     assert_eq!(init.path.as_ref().unwrap().as_bytes(), b"/no/such/tool");
@@ -183,12 +211,24 @@ async fn exec_into_a_stopped_or_unknown_container_is_refused() {
     c.wait().await.unwrap();
     let err = c.exec(process(&["/probe"])).await.unwrap_err();
     assert!(
-        matches!(err, corral::Error::State { state: "stopped", .. }),
+        matches!(
+            err,
+            corral::Error::State {
+                state: "stopped",
+                ..
+            }
+        ),
         "{err}"
     );
     let tmp = TempDir::new("exec-unknown");
-    let rt = corral::Runtime::builder().state_dir(tmp.path()).build().unwrap();
-    let err = rt.exec_by_id("no-such-container", process(&["/probe"])).await.unwrap_err();
+    let rt = corral::Runtime::builder()
+        .state_dir(tmp.path())
+        .build()
+        .unwrap();
+    let err = rt
+        .exec_by_id("no-such-container", process(&["/probe"]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, corral::Error::NotFound { .. }), "{err}");
 }
 
@@ -232,7 +272,8 @@ mod cli {
         let id = w.id("cli-exec");
         let _guard = w.corral.guard(&id);
         let pid = create_and_start(&w, &id);
-        let script = "echo $$; for n in pid mnt uts ipc; do readlink /proc/self/ns/$n; done; exit 7";
+        let script =
+            "echo $$; for n in pid mnt uts ipc; do readlink /proc/self/ns/$n; done; exit 7";
         let out = w.corral.exec(["exec", &id, "sh", "-c", script]);
         assert_eq!(out.code(), 7, "{out}");
         let lines: Vec<&str> = out.stdout.lines().collect();
@@ -265,7 +306,12 @@ mod cli {
             .arg(w.corral.root())
             .args(["exec", "--tty", "--console-socket"])
             .arg(socket.path())
-            .args([&id, "sh", "-c", "[ -t 0 ] && echo ready; read x; echo got-$x; exit 4"])
+            .args([
+                &id,
+                "sh",
+                "-c",
+                "[ -t 0 ] && echo ready; read x; echo got-$x; exit 4",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
