@@ -190,6 +190,15 @@ impl Cli {
         rustix::pty::unlockpt(&master).expect("unlockpt");
         let slave =
             rustix::pty::ioctl_tiocgptpeer(&master, flags).expect("open pty slave (TIOCGPTPEER)");
+        // No output processing on our side of the pty: a runtime switches
+        // its terminal to raw mode itself, but runc does so while it may
+        // already be copying the container's output, and each `\r\n` then
+        // races into `\r\r\n` through ONLCR. Pre-clearing OPOST makes the
+        // bytes read here the container's own, whoever wins that race.
+        let mut modes = rustix::termios::tcgetattr(&slave).expect("tcgetattr pty slave");
+        modes.output_modes -= rustix::termios::OutputModes::OPOST;
+        rustix::termios::tcsetattr(&slave, rustix::termios::OptionalActions::Now, &modes)
+            .expect("tcsetattr pty slave");
         if let Some((rows, cols)) = size {
             let size = rustix::termios::Winsize {
                 ws_row: rows,
