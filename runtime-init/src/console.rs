@@ -4,7 +4,9 @@
 //! rootfs, so the pty is not one of the host's), getting the slave with
 //! `TIOCGPTPEER` (no path lookup of `/dev/pts/N`, which a container could
 //! race), binding it over `/dev/console`, handing the master to the parent
-//! and making the slave the controlling terminal and stdio. It does not
+//! and making the slave the controlling terminal and stdio. In exec mode
+//! (`setup_exec`) the process is already inside the container's root, and
+//! `/dev/console` is left to the container's own console. It does not
 //! mount devpts (that is one of the spec's mounts).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
