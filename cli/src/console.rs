@@ -4,14 +4,16 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
+use corral::Console;
 use rustix::termios::{self, OptionalActions, Termios};
 
-/// Copies between our stdio and the pty master until the container's side
-/// closes; restores our terminal mode when finished.
+/// Copies between our stdio and the container's console until the
+/// container's side closes; restores our terminal mode when finished.
 pub struct Bridge {
-    master: OwnedFd,
+    console: Arc<Console>,
     saved: Option<Termios>,
     output: Option<tokio::task::JoinHandle<()>>,
 }
@@ -19,7 +21,7 @@ pub struct Bridge {
 impl Bridge {
     /// Puts our stdin in raw mode (when it is a terminal), copies our
     /// window size, and starts the two copies.
-    pub fn start(master: OwnedFd) -> anyhow::Result<Self> {
+    pub fn start(console: Console) -> anyhow::Result<Self> {
         let stdin = std::io::stdin();
         let saved = if termios::isatty(&stdin) {
             let saved = termios::tcgetattr(&stdin).context("tcgetattr stdin")?;
@@ -30,20 +32,18 @@ impl Bridge {
         } else {
             None
         };
-        let bridge_master = master.try_clone().context("dup pty master")?;
-        let reader =
-            tokio::fs::File::from_std(master.try_clone().context("dup pty master")?.into());
-        let mut writer = tokio::fs::File::from_std(bridge_master.into());
+        let console = Arc::new(console);
+        let reader = console.clone();
         let output = tokio::spawn(async move {
-            let mut reader = reader;
-            // EIO once the last slave fd closes: the container is gone.
-            let _ = tokio::io::copy(&mut reader, &mut tokio::io::stdout()).await;
+            // EOF once the last slave fd closes: the process is gone.
+            let _ = tokio::io::copy(&mut &*reader, &mut tokio::io::stdout()).await;
         });
+        let writer = console.clone();
         tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut writer).await;
+            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut &*writer).await;
         });
         let bridge = Bridge {
-            master,
+            console,
             saved,
             output: Some(output),
         };
@@ -54,7 +54,7 @@ impl Bridge {
     /// Gives the container our window size (at start and on SIGWINCH).
     pub fn resize_from_caller(&self) {
         if let Ok(size) = termios::tcgetwinsize(std::io::stdin()) {
-            let _ = termios::tcsetwinsize(&self.master, size);
+            let _ = self.console.resize(size.ws_row, size.ws_col);
         }
     }
 
@@ -64,6 +64,17 @@ impl Bridge {
             let _ = output.await;
         }
     }
+}
+
+/// Our terminal's size as `(rows, cols)`, when stdin is one.
+pub fn caller_size() -> Option<(u16, u16)> {
+    let stdin = std::io::stdin();
+    if !termios::isatty(&stdin) {
+        return None;
+    }
+    termios::tcgetwinsize(&stdin)
+        .ok()
+        .map(|s| (s.ws_row, s.ws_col))
 }
 
 impl Drop for Bridge {
@@ -76,7 +87,8 @@ impl Drop for Bridge {
 
 /// Connects to the unix socket at `path` and sends `master` with
 /// `SCM_RIGHTS`, with the pty's name as the payload, as runc does.
-pub fn send_to_socket(path: &Path, master: OwnedFd) -> anyhow::Result<()> {
+pub fn send_to_socket(path: &Path, console: Console) -> anyhow::Result<()> {
+    let master: OwnedFd = console.into_fd().context("make the pty master blocking")?;
     use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
     let stream = std::os::unix::net::UnixStream::connect(path)
         .with_context(|| format!("connect to console socket {path:?}"))?;

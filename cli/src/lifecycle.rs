@@ -55,6 +55,12 @@ pub async fn run(rt: &Runtime, args: CreateArgs, detach: bool) -> anyhow::Result
     } else {
         c.take_console()
     };
+    // Before start, so that the process finds the caller's window size
+    // from its first instruction.
+    let bridge = match console {
+        Some(console) if !detach => Some(console::Bridge::start(console)?),
+        _ => None,
+    };
     if let Some(path) = &args.pid_file {
         write_pid_file(path, c.pid())?;
     }
@@ -63,7 +69,6 @@ pub async fn run(rt: &Runtime, args: CreateArgs, detach: bool) -> anyhow::Result
         c.detach();
         return Ok(0);
     }
-    let bridge = console.map(console::Bridge::start).transpose()?;
     let status = wait_forwarding_signals(&c, bridge.as_ref()).await?;
     if let Some(bridge) = bridge {
         bridge.finish().await;
@@ -91,9 +96,35 @@ fn hand_over_console(c: &mut corral::Container, args: &CreateArgs) -> anyhow::Re
     }
 }
 
+/// A process the command line waits for in the foreground.
+pub trait Foreground {
+    /// Waits for its exit.
+    fn wait(&self) -> impl std::future::Future<Output = corral::Result<corral::ExitStatus>>;
+    /// Signals it.
+    fn kill(&self, signal: i32) -> corral::Result<()>;
+}
+
+impl Foreground for corral::Container {
+    fn wait(&self) -> impl std::future::Future<Output = corral::Result<corral::ExitStatus>> {
+        corral::Container::wait(self)
+    }
+    fn kill(&self, signal: i32) -> corral::Result<()> {
+        corral::Container::kill(self, signal)
+    }
+}
+
+impl Foreground for corral::ExecProcess {
+    fn wait(&self) -> impl std::future::Future<Output = corral::Result<corral::ExitStatus>> {
+        corral::ExecProcess::wait(self)
+    }
+    fn kill(&self, signal: i32) -> corral::Result<()> {
+        corral::ExecProcess::kill(self, signal)
+    }
+}
+
 /// Waits for exit while relaying the signals a foreground runtime relays.
-async fn wait_forwarding_signals(
-    c: &corral::Container,
+pub async fn wait_forwarding_signals(
+    c: &impl Foreground,
     bridge: Option<&console::Bridge>,
 ) -> anyhow::Result<corral::ExitStatus> {
     let kinds = [
@@ -137,7 +168,7 @@ async fn futures_select(streams: &mut [(i32, tokio::signal::unix::Signal)]) -> i
     .await
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> anyhow::Result<()> {
+pub fn write_pid_file(path: &Path, pid: i32) -> anyhow::Result<()> {
     let tmp = path.with_extension("corral-tmp");
     let mut f = std::fs::File::create(&tmp).with_context(|| format!("write pid file {tmp:?}"))?;
     write!(f, "{pid}")?;

@@ -4,6 +4,7 @@
 //! to runc's exit codes; every container operation is a library call.
 
 mod console;
+mod exec;
 mod lifecycle;
 mod query;
 mod report;
@@ -87,6 +88,8 @@ enum Command {
         #[arg(long, short = 'd')]
         detach: bool,
     },
+    /// Run a process in a created or running container.
+    Exec(exec::ExecArgs),
     /// Print a container's state as JSON.
     State {
         /// Container id.
@@ -159,6 +162,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Create(args) => lifecycle::create(&rt, args).await,
         Command::Start { id } => lifecycle::start(&rt, &id).await,
         Command::Run { create, detach } => lifecycle::run(&rt, create, detach).await,
+        Command::Exec(args) => exec::exec(&rt, args).await,
         Command::State { id } => query::state(&rt, &id),
         Command::Kill { id, signal, all: _ } => query::kill(&rt, &id, signal.as_deref()),
         Command::Delete { id, force } => query::delete(&rt, &id, force).await,

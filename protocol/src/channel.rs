@@ -12,8 +12,19 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use crate::error::{Error, Result};
 use crate::frame::{FdCount, Kind, Message, recv, send};
 use crate::messages::{
-    InitError, InitSpec, LogRecord, ProcessOverride, StartVia, ToInit, ToParent,
+    ExecPid, ExecSpec, InitError, InitSpec, LogRecord, ProcessOverride, StartVia, ToInit, ToParent,
 };
+
+/// The first message an init receives: what it is there to do.
+#[derive(Debug)]
+pub enum Request {
+    /// Set up a new container (the spec, and the start FIFO's `O_PATH` fd
+    /// exactly when `start_via` is [`StartVia::Fifo`]).
+    Create(Box<InitSpec>, Option<OwnedFd>),
+    /// Exec mode: start a process in a running container, whose pidfd
+    /// comes with it.
+    Exec(Box<ExecSpec>, OwnedFd),
+}
 
 /// The init's end of the init socket. Blocking.
 ///
@@ -47,10 +58,38 @@ impl InitChannel {
                 check_fifo(spec.start_via, fds.len())?;
                 Ok((*spec, fds.into_iter().next()))
             }
+            other => Err(Error::Unexpected { kind: other.kind() }),
+        }
+    }
+
+    /// Waits for the first message, which says whether this init sets up a
+    /// container ([`Request::Create`], as [`InitChannel::recv_spec`]) or
+    /// runs in exec mode ([`Request::Exec`]). `Start` here is
+    /// [`Error::Unexpected`].
+    pub fn recv_request(&self) -> Result<Request> {
+        let (msg, fds) = recv::<ToInit>(self.as_fd())?;
+        match msg {
+            ToInit::Spec(spec) => {
+                check_fifo(spec.start_via, fds.len())?;
+                Ok(Request::Create(spec, fds.into_iter().next()))
+            }
+            ToInit::Exec(spec) => {
+                let pidfd = fds.into_iter().next().ok_or(Error::UnexpectedFds {
+                    kind: Kind::Exec,
+                    expected: FdCount::One,
+                    got: 0,
+                })?;
+                Ok(Request::Exec(spec, pidfd))
+            }
             other @ (ToInit::Start | ToInit::StartWith(_)) => {
                 Err(Error::Unexpected { kind: other.kind() })
             }
         }
+    }
+
+    /// Exec mode: reports the started process's pid, with its pidfd.
+    pub fn send_exec_pid(&self, pid: i32, pidfd: BorrowedFd<'_>) -> Result<()> {
+        send(self.as_fd(), &ToParent::ExecPid(ExecPid { pid }), &[pidfd])
     }
 
     /// Reports that setup is done and the init waits for the start signal.
@@ -128,6 +167,16 @@ impl ParentEnd {
         };
         check_fifo(spec.start_via, fds.len())?;
         send(self.as_fd(), &ToInit::Spec(Box::new(spec.clone())), fds)
+    }
+
+    /// Exec mode: what to start, with the pidfd of the container's process
+    /// whose namespaces the init joins.
+    pub fn send_exec(&self, spec: &ExecSpec, target: BorrowedFd<'_>) -> Result<()> {
+        send(
+            self.as_fd(),
+            &ToInit::Exec(Box::new(spec.clone())),
+            &[target],
+        )
     }
 
     /// Tells the init to exec the workload.

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! byte 0     version (VERSION)
-//! byte 1     kind    (Kind: 1-2 to the init, 16-19 to the parent)
+//! byte 1     kind    (Kind: 1-3 to the init, 16-20 to the parent)
 //! bytes 2..4 reserved, must be 0
 //! bytes 4..8 body length, u32 little-endian, at most MAX_BODY
 //! ```
@@ -46,6 +46,8 @@ pub enum Kind {
     Start = 2,
     /// [`ToInit::StartWith`].
     StartWith = 3,
+    /// [`ToInit::Exec`].
+    Exec = 4,
     /// [`ToParent::Ready`].
     Ready = 16,
     /// [`ToParent::Error`].
@@ -54,6 +56,8 @@ pub enum Kind {
     Log = 18,
     /// [`ToParent::Console`].
     Console = 19,
+    /// [`ToParent::ExecPid`].
+    ExecPid = 20,
 }
 
 impl Kind {
@@ -63,10 +67,12 @@ impl Kind {
             1 => Kind::Spec,
             2 => Kind::Start,
             3 => Kind::StartWith,
+            4 => Kind::Exec,
             16 => Kind::Ready,
             17 => Kind::Error,
             18 => Kind::Log,
             19 => Kind::Console,
+            20 => Kind::ExecPid,
             _ => return None,
         })
     }
@@ -75,7 +81,7 @@ impl Kind {
     pub fn fds(self) -> FdCount {
         match self {
             Kind::Spec => FdCount::ZeroOrOne,
-            Kind::Console => FdCount::One,
+            Kind::Console | Kind::Exec | Kind::ExecPid => FdCount::One,
             Kind::Start | Kind::StartWith | Kind::Ready | Kind::Error | Kind::Log => FdCount::Zero,
         }
     }
@@ -90,6 +96,8 @@ impl Kind {
             Kind::Error => "error",
             Kind::Log => "log",
             Kind::Console => "console",
+            Kind::Exec => "exec",
+            Kind::ExecPid => "exec_pid",
         }
     }
 }
@@ -157,11 +165,15 @@ impl Message for ToInit {
             ToInit::Spec(_) => Kind::Spec,
             ToInit::Start => Kind::Start,
             ToInit::StartWith(_) => Kind::StartWith,
+            ToInit::Exec(_) => Kind::Exec,
         }
     }
 
     fn has_kind(kind: Kind) -> bool {
-        matches!(kind, Kind::Spec | Kind::Start | Kind::StartWith)
+        matches!(
+            kind,
+            Kind::Spec | Kind::Start | Kind::StartWith | Kind::Exec
+        )
     }
 
     fn encode_body(&self, out: &mut Vec<u8>) -> Result<()> {
@@ -169,6 +181,7 @@ impl Message for ToInit {
             ToInit::Spec(spec) => encode_json(Kind::Spec, &**spec, out),
             ToInit::StartWith(process) => encode_json(Kind::StartWith, &**process, out),
             ToInit::Start => Ok(()),
+            ToInit::Exec(spec) => encode_json(Kind::Exec, &**spec, out),
         }
     }
 
@@ -177,6 +190,7 @@ impl Message for ToInit {
             Kind::Spec => Ok(ToInit::Spec(Box::new(decode_json(kind, body)?))),
             Kind::Start => decode_empty(kind, body).map(|()| ToInit::Start),
             Kind::StartWith => Ok(ToInit::StartWith(Box::new(decode_json(kind, body)?))),
+            Kind::Exec => Ok(ToInit::Exec(Box::new(decode_json(kind, body)?))),
             other => Err(Error::UnknownKind { kind: other as u8 }),
         }
     }
@@ -189,17 +203,22 @@ impl Message for ToParent {
             ToParent::Error(_) => Kind::Error,
             ToParent::Log(_) => Kind::Log,
             ToParent::Console => Kind::Console,
+            ToParent::ExecPid(_) => Kind::ExecPid,
         }
     }
 
     fn has_kind(kind: Kind) -> bool {
-        matches!(kind, Kind::Ready | Kind::Error | Kind::Log | Kind::Console)
+        matches!(
+            kind,
+            Kind::Ready | Kind::Error | Kind::Log | Kind::Console | Kind::ExecPid
+        )
     }
 
     fn encode_body(&self, out: &mut Vec<u8>) -> Result<()> {
         match self {
             ToParent::Error(error) => encode_json(Kind::Error, error, out),
             ToParent::Log(record) => encode_json(Kind::Log, record, out),
+            ToParent::ExecPid(pid) => encode_json(Kind::ExecPid, pid, out),
             ToParent::Ready | ToParent::Console => Ok(()),
         }
     }
@@ -210,6 +229,7 @@ impl Message for ToParent {
             Kind::Error => Ok(ToParent::Error(decode_json(kind, body)?)),
             Kind::Log => Ok(ToParent::Log(decode_json(kind, body)?)),
             Kind::Console => decode_empty(kind, body).map(|()| ToParent::Console),
+            Kind::ExecPid => Ok(ToParent::ExecPid(decode_json(kind, body)?)),
             other => Err(Error::UnknownKind { kind: other as u8 }),
         }
     }

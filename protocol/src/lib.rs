@@ -17,7 +17,7 @@ mod frame;
 mod messages;
 mod sys;
 
-pub use channel::{InitChannel, ParentEnd};
+pub use channel::{InitChannel, ParentEnd, Request};
 pub use error::{Error, Result};
 pub use frame::{
     FdCount, HEADER_LEN, Kind, MAX_BODY, MAX_FDS, Message, VERSION, decode_frame, encode_frame,

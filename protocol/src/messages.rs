@@ -302,6 +302,11 @@ pub enum Step {
     Panic,
     /// Loading the seccomp filters.
     Seccomp,
+    /// Exec mode: joining the target's namespaces (`setns`) and root.
+    Join,
+    /// Exec mode: `clone3(CLONE_PARENT)` of the process inside the target's
+    /// pid namespace.
+    Spawn,
     /// A step this build does not know (sent by a newer init).
     #[serde(other)]
     Unknown,
@@ -334,6 +339,8 @@ impl Step {
             Step::Exec => "exec",
             Step::Panic => "panic",
             Step::Seccomp => "seccomp",
+            Step::Join => "join",
+            Step::Spawn => "spawn",
             Step::Unknown => "unknown",
         }
     }
@@ -409,6 +416,33 @@ pub struct LogRecord {
     pub path: Option<RawPath>,
 }
 
+/// What an init in exec mode needs to start one more process in a running
+/// container (the body of `exec`; the target's pidfd travels with it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecSpec {
+    /// Container id, for logs.
+    pub container_id: String,
+    /// Host pid of the container's process: the init opens
+    /// `/proc/<pid>/root` and checks, through the pidfd, that the pid still
+    /// names that process.
+    pub target_pid: i32,
+    /// `CLONE_NEW*` bits of the namespaces to join with one
+    /// `setns(pidfd, ..)`.
+    pub namespaces: u64,
+    /// The process to start.
+    pub process: ProcessSpec,
+    /// Set `PR_SET_PDEATHSIG(SIGKILL)` on the new process.
+    #[serde(default)]
+    pub kill_on_parent_death: bool,
+}
+
+/// The body of `exec_pid`: the process an init in exec mode started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecPid {
+    /// Its pid in the runtime's pid namespace.
+    pub pid: i32,
+}
+
 /// Messages from the runtime to the init.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ToInit {
@@ -417,6 +451,9 @@ pub enum ToInit {
     Spec(Box<InitSpec>),
     /// Exec now. No fds.
     Start,
+    /// Exec mode: start a process in a running container. Exactly 1 fd,
+    /// the pidfd of the container's process.
+    Exec(Box<ExecSpec>),
     /// Exec now, with these arguments and environment instead of the
     /// spec's (a warm pool's container handed out for a job). No fds.
     StartWith(Box<ProcessOverride>),
@@ -442,4 +479,6 @@ pub enum ToParent {
     Log(LogRecord),
     /// The console's pty master. Exactly 1 fd.
     Console,
+    /// Exec mode: the new process exists. Exactly 1 fd, its pidfd.
+    ExecPid(ExecPid),
 }

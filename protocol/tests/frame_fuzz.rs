@@ -90,7 +90,7 @@ fn datagram(rng: &mut Rng, valid: &[Vec<u8>]) -> Vec<u8> {
         }
         40..80 => {
             // A plausible header over a random body.
-            let kind = [1, 2, 16, 17, 18, 19, rng.next() as u8][rng.below(7)];
+            let kind = [1, 2, 3, 16, 17, 18, 19, 20, rng.next() as u8][rng.below(9)];
             let len = rng.below(256);
             let mut f = vec![VERSION, kind, 0, 0, 0, 0, 0, 0];
             set_len(

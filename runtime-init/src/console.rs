@@ -4,10 +4,12 @@
 //! rootfs, so the pty is not one of the host's), getting the slave with
 //! `TIOCGPTPEER` (no path lookup of `/dev/pts/N`, which a container could
 //! race), binding it over `/dev/console`, handing the master to the parent
-//! and making the slave the controlling terminal and stdio. It does not
+//! and making the slave the controlling terminal and stdio. In exec mode
+//! (`setup_exec`) the process is already inside the container's root, and
+//! `/dev/console` is left to the container's own console. It does not
 //! mount devpts (that is one of the spec's mounts).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use corral_protocol::{InitChannel, ProcessSpec};
 use rustix::fs::OFlags;
@@ -24,6 +26,38 @@ const PTMX: [&[u8]; 2] = [b"/dev/pts/ptmx", b"/dev/ptmx"];
 const CONSOLE: &[u8] = b"/dev/console";
 
 pub fn setup(channel: &InitChannel, root: &Rootfs, process: &ProcessSpec) -> Result<()> {
+    let (master, slave) = open_pty(root.fd(), process)?;
+    bind_console(root, &slave)?;
+    send_master(channel, master)?;
+    make_controlling(slave)
+}
+
+/// Exec mode: a new pty of the container's devpts (the process is already
+/// inside the container's root), without touching `/dev/console`, which
+/// belongs to the container's own console.
+pub fn setup_exec(channel: &InitChannel, process: &ProcessSpec) -> Result<()> {
+    let root = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(fail("open", Some(b"/")))?;
+    let (master, slave) = open_pty(root.as_fd(), process)?;
+    send_master(channel, master)?;
+    make_controlling(slave)
+}
+
+fn send_master(channel: &InitChannel, master: OwnedFd) -> Result<()> {
+    channel
+        .send_console(master.as_fd())
+        .map_err(|source| Error::Protocol {
+            op: "send console",
+            source,
+        })
+}
+
+/// A pty pair from the ptmx under `root`, the slave sized as asked.
+fn open_pty(root: BorrowedFd<'_>, process: &ProcessSpec) -> Result<(OwnedFd, OwnedFd)> {
     let master = open_ptmx(root)?;
     grantpt(&master).map_err(fail("grantpt", None))?;
     unlockpt(&master).map_err(fail("unlockpt", None))?;
@@ -39,22 +73,14 @@ pub fn setup(channel: &InitChannel, root: &Rootfs, process: &ProcessSpec) -> Res
         };
         tcsetwinsize(&slave, size).map_err(fail("set window size", None))?;
     }
-    bind_console(root, &slave)?;
-    channel
-        .send_console(master.as_fd())
-        .map_err(|source| Error::Protocol {
-            op: "send console",
-            source,
-        })?;
-    drop(master);
-    make_controlling(slave)
+    Ok((master, slave))
 }
 
-fn open_ptmx(root: &Rootfs) -> Result<OwnedFd> {
+fn open_ptmx(root: BorrowedFd<'_>) -> Result<OwnedFd> {
     let flags = OFlags::RDWR | OFlags::NOCTTY;
-    match in_root::open_with(root.fd(), PTMX[0], flags) {
+    match in_root::open_with(root, PTMX[0], flags) {
         Err(Errno::NOENT) => {
-            in_root::open_with(root.fd(), PTMX[1], flags).map_err(fail("open", Some(PTMX[1])))
+            in_root::open_with(root, PTMX[1], flags).map_err(fail("open", Some(PTMX[1])))
         }
         other => other.map_err(fail("open", Some(PTMX[0]))),
     }

@@ -175,6 +175,21 @@ pub enum Error {
         #[source]
         errno: Errno,
     },
+    /// Exec mode: joining the target's namespaces or root.
+    #[error("{op}{}", path.as_ref().map(|p| format!(" {p:?}")).unwrap_or_default())]
+    Join {
+        op: &'static str,
+        path: Option<PathBuf>,
+        #[source]
+        errno: Errno,
+    },
+    /// Exec mode: making the process inside the target's pid namespace.
+    #[error("{op}")]
+    Spawn {
+        op: &'static str,
+        #[source]
+        errno: Errno,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -210,6 +225,8 @@ impl Error {
             Error::EmptyArgs | Error::NotFound { .. } | Error::NulByte { .. } => Step::Resolve,
             Error::WaitStart { .. } => Step::WaitStart,
             Error::Exec { .. } => Step::Exec,
+            Error::Join { .. } => Step::Join,
+            Error::Spawn { .. } => Step::Spawn,
         }
     }
 
@@ -244,7 +261,9 @@ impl Error {
             | Error::Seccomp { errno, .. }
             | Error::CloseFds { errno }
             | Error::WaitStart { errno, .. }
-            | Error::Exec { errno, .. } => *errno,
+            | Error::Exec { errno, .. }
+            | Error::Join { errno, .. }
+            | Error::Spawn { errno, .. } => *errno,
         };
         Some(errno.raw_os_error())
     }
@@ -261,7 +280,7 @@ impl Error {
             | Error::WaitStart { path, .. }
             | Error::Exec { path, .. } => path,
             Error::Mount { target, .. } => target,
-            Error::Console { path, .. } => path.as_ref()?,
+            Error::Console { path, .. } | Error::Join { path, .. } => path.as_ref()?,
             Error::CwdUnreachable { cwd } => cwd,
             Error::NotFound { program } => program,
             Error::NulByte { value, .. } => value,

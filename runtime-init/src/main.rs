@@ -17,8 +17,10 @@ mod cwd;
 mod dev;
 mod error;
 mod exec;
+mod exec_mode;
 mod hostname;
 mod in_root;
+mod join;
 mod masked_paths;
 mod mounts;
 mod network;
@@ -30,6 +32,7 @@ mod resolve;
 mod rlimits;
 mod rootfs;
 mod seccomp;
+mod spawn;
 mod sys;
 mod sysctl;
 mod user;
@@ -37,7 +40,7 @@ mod wait_start;
 
 use std::convert::Infallible;
 
-use corral_protocol::InitChannel;
+use corral_protocol::{InitChannel, Request};
 
 use crate::error::{Error, Result};
 
@@ -49,11 +52,16 @@ fn main() {
 }
 
 fn run(channel: &InitChannel) -> Result<Infallible> {
-    // sync 1: the spec, and the FIFO's O_PATH fd in FIFO mode.
-    let (spec, fifo) = channel.recv_spec().map_err(|source| Error::Protocol {
+    // sync 1: the spec, and the FIFO's O_PATH fd in FIFO mode; or, in exec
+    // mode, the exec request (exec sync 1), which goes its own way.
+    let request = channel.recv_request().map_err(|source| Error::Protocol {
         op: "receive spec",
         source,
     })?;
+    let (spec, fifo) = match request {
+        Request::Create(spec, fifo) => (*spec, fifo),
+        Request::Exec(spec, target) => return exec_mode::run(channel, &spec, target),
+    };
     let process = &spec.process;
     let caps = process.capabilities.as_ref();
 

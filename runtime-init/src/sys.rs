@@ -247,3 +247,75 @@ pub fn load_seccomp_filter(flags: u32, packed: &[u64]) -> io::Result<()> {
         Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::INVAL))
     }
 }
+
+/// `clone3(CLONE_PARENT | CLONE_PIDFD)`, fork-like (no `CLONE_VM`, no
+/// stack): the new process's parent is this process's parent (the
+/// runtime), so the runtime can reap it through the pidfd. Returns
+/// `Some((pidfd, pid))` here and `None` in the new process.
+///
+/// Children are made in the pid and time namespaces this process joined
+/// with `setns` (pid_namespaces(7)); the exit signal is this process's own
+/// (`SIGCHLD`), which the kernel copies for `CLONE_PARENT` (clone(2)).
+pub fn clone_parent() -> io::Result<Option<(OwnedFd, i32)>> {
+    /// `struct clone_args` (version 0, 64 bytes) from `<linux/sched.h>`.
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+    }
+    let mut pidfd: libc::c_int = -1;
+    let args = CloneArgs {
+        flags: (libc::CLONE_PARENT | libc::CLONE_PIDFD) as u64,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3(2) with a fully initialised `clone_args` of the size we
+    // pass, and `pidfd` pointing at a live local. No CLONE_VM and no stack:
+    // the child runs on a private copy of this process's memory, like
+    // fork(2). The init is single-threaded (no tokio, no thread spawned), so
+    // no lock can be held by a thread that does not exist in the child, and
+    // the child may go on running ordinary code.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(last_errno()),
+        0 => Ok(None),
+        pid => {
+            debug_assert!(pidfd >= 0, "CLONE_PIDFD returns a pidfd");
+            // SAFETY: the kernel stored a new fd in `pidfd` (CLONE_PIDFD,
+            // clone(2)), close-on-exec; nothing else owns it.
+            let fd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+            let pid = i32::try_from(pid).expect("clone3 returns a pid_t");
+            Ok(Some((fd, pid)))
+        }
+    }
+}
+
+/// `pidfd_send_signal(pidfd, 0, NULL, 0)`: `Ok` while the process lives
+/// (ESRCH once it has exited, even if its pid was reused).
+pub fn pidfd_alive(pidfd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: pidfd_send_signal(2) with signal 0 sends nothing; a NULL
+    // siginfo and no flags; the fd is borrowed for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if ret == 0 { Ok(()) } else { Err(last_errno()) }
+}

@@ -40,6 +40,21 @@ impl InitSocket {
         }
     }
 
+    /// Exec sync 1: what to start, with the target's pidfd.
+    pub async fn send_exec(
+        &self,
+        spec: &corral_protocol::ExecSpec,
+        target: BorrowedFd<'_>,
+    ) -> Result<(), Error> {
+        loop {
+            let mut guard = self.fd.writable().await.map_err(io_error)?;
+            match guard.get_inner().send_exec(spec, target) {
+                Err(e) if e.is_would_block() => guard.clear_ready(),
+                other => return other,
+            }
+        }
+    }
+
     /// Sync 4: tells the init to exec.
     pub async fn send_start(&self, takeover: Option<&ProcessOverride>) -> Result<(), Error> {
         loop {

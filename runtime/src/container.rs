@@ -11,6 +11,7 @@ use corral_protocol::{LogLevel, LogRecord, StartVia, ToParent};
 use tracing::{debug, info};
 
 use crate::channel::InitSocket;
+use crate::console::Console;
 use crate::error::{Error, Result};
 use crate::pidfd::PidFd;
 use crate::runtime::{CreateOptions, Runtime};
@@ -40,7 +41,7 @@ pub struct Container {
     stdin: Option<ContainerStdin>,
     stdout: Option<ContainerOutput>,
     stderr: Option<ContainerOutput>,
-    console: Option<OwnedFd>,
+    console: Option<Console>,
     stored: Option<StoredState>,
 }
 
@@ -70,12 +71,17 @@ impl Container {
         self.stderr.take()
     }
 
-    /// The pty master of a container whose process has a terminal, once.
-    pub fn take_console(&mut self) -> Option<OwnedFd> {
+    /// The console (pty master) of a container whose process has a
+    /// terminal, once.
+    pub fn take_console(&mut self) -> Option<Console> {
         self.console.take()
     }
 
-    fn process(&self) -> &PidFd {
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    pub(crate) fn process(&self) -> &PidFd {
         self.process
             .as_ref()
             .expect("a live handle has its process")
@@ -430,7 +436,7 @@ impl Made {
             stdin: stdin.map(|fd| stdio::into_stdin(fd).expect(reg)),
             stdout: stdout.map(|fd| stdio::into_output(fd).expect(reg)),
             stderr: stderr.map(|fd| stdio::into_output(fd).expect(reg)),
-            console: self.console,
+            console: self.console.map(|fd| Console::new(fd).expect(reg)),
             stored: None,
         }
     }
@@ -556,6 +562,7 @@ fn clone_init(
         become_root: ns.joined_user,
         new_time: ns.new_time,
         join_pid: ns.pid,
+        cgroup: None,
     };
     sys::spawn_init(clone_flags, &child).map_err(|e| Error::sys("clone3", e))
 }
@@ -582,6 +589,13 @@ async fn handshake(
             Ok((ToParent::Log(record), _)) => emit(&record),
             // Between sync 1 and 2: the pty master, when process.terminal.
             Ok((ToParent::Console, fd)) => console = fd,
+            Ok((ToParent::ExecPid(_), _)) => {
+                let kind = corral_protocol::Kind::ExecPid;
+                return Err(protocol_err(
+                    id,
+                    corral_protocol::Error::Unexpected { kind },
+                ));
+            }
             Ok((ToParent::Error(source), _)) => {
                 return Err(Error::Init {
                     container_id: id.to_owned(),
@@ -605,7 +619,7 @@ async fn handshake(
     }
 }
 
-fn peer_gone(e: &corral_protocol::Error) -> bool {
+pub(crate) fn peer_gone(e: &corral_protocol::Error) -> bool {
     use rustix::io::Errno;
     match e {
         corral_protocol::Error::Closed => true,
@@ -616,15 +630,16 @@ fn peer_gone(e: &corral_protocol::Error) -> bool {
     }
 }
 
-fn protocol_err(id: &str, source: corral_protocol::Error) -> Error {
+pub(crate) fn protocol_err(id: &str, source: corral_protocol::Error) -> Error {
     Error::Protocol {
         container_id: id.to_owned(),
         source,
     }
 }
 
-fn message_kind(msg: &ToParent) -> corral_protocol::Kind {
+pub(crate) fn message_kind(msg: &ToParent) -> corral_protocol::Kind {
     match msg {
+        ToParent::ExecPid(_) => corral_protocol::Kind::ExecPid,
         ToParent::Ready => corral_protocol::Kind::Ready,
         ToParent::Error(_) => corral_protocol::Kind::Error,
         ToParent::Log(_) => corral_protocol::Kind::Log,
@@ -633,7 +648,7 @@ fn message_kind(msg: &ToParent) -> corral_protocol::Kind {
 }
 
 /// Re-emits an init log record in the current (container) span.
-fn emit(r: &LogRecord) {
+pub(crate) fn emit(r: &LogRecord) {
     let path = r.path.as_ref().map(|p| p.as_path().to_owned());
     let step = r.step.name();
     match r.level {

@@ -19,10 +19,13 @@
 //! in it; each [`Runtime`] seals a copy into a memfd, so nothing needs to be
 //! installed beside a program that uses the library.
 
+mod cgroup_join;
 mod cgroup_layout;
 mod channel;
+mod console;
 mod container;
 mod error;
+mod exec;
 mod init_binary;
 mod namespaces;
 mod pidfd;
@@ -38,9 +41,11 @@ mod stored;
 mod sys;
 mod userns;
 
+pub use console::Console;
 pub use container::Container;
 pub use corral_protocol::{InitError, Step};
 pub use error::{Error, Result};
+pub use exec::{Exec, ExecProcess};
 pub use plan::names::capability_name;
 pub use pool::Pool;
 pub use runtime::{Create, Runtime, RuntimeBuilder};

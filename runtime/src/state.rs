@@ -300,7 +300,8 @@ mod tests {
     #[test]
     fn own_stat_is_readable() {
         let (state, start) = proc_stat(std::process::id() as i32).unwrap();
-        // The main thread's state: it may be waiting on the test threads.
+        // The thread-group leader's state: the harness's main thread sleeps
+        // while this test runs on another thread.
         assert!(matches!(state, 'R' | 'S'), "{state}");
         assert!(start > 0);
     }

@@ -10,6 +10,7 @@
 //! | `mounts`         | JSON array of mount points (field 5 of mountinfo)           |
 //! | `hostname`       | JSON string from `/proc/sys/kernel/hostname`                |
 //! | `isatty`         | JSON array of three bools, for fds 0, 1, 2                  |
+//! | `winsize`        | JSON `[rows, cols]` of the terminal on fd 0 (`TIOCGWINSZ`)  |
 //! | `exit N`         | exits with status N                                         |
 //! | `sleep SECS`     | sleeps (fractional seconds allowed), exits 0                |
 //! | `spin SECS`      | busy-loops on the cpu for SECS, exits 0                     |
@@ -54,6 +55,7 @@ fn main() {
         "mounts" => emit_json(&mounts()),
         "hostname" => emit_json(&read_trimmed("/proc/sys/kernel/hostname")),
         "isatty" => emit_json(&isatty()),
+        "winsize" => cmd_winsize(),
         "exit" => cmd_exit(rest),
         "sleep" => cmd_sleep(rest),
         "spin" => cmd_spin(rest),
@@ -534,6 +536,85 @@ fn cmd_mkdir(rest: &[OsString]) -> Res {
         Err(e) => e.raw_os_error().unwrap_or(-1),
     };
     emit_json(&Json::Int(i64::from(errno)))
+}
+
+// ---------------------------------------------------------------------------
+// winsize
+
+/// `struct winsize` from `<asm-generic/termios.h>`.
+#[repr(C)]
+#[derive(Default)]
+struct Winsize {
+    rows: u16,
+    cols: u16,
+    xpixel: u16,
+    ypixel: u16,
+}
+
+/// `TIOCGWINSZ` (the same number on x86_64 and aarch64).
+const TIOCGWINSZ: usize = 0x5413;
+
+fn cmd_winsize() -> Res {
+    let mut size = Winsize::default();
+    ioctl(0, TIOCGWINSZ, &mut size as *mut Winsize as usize)
+        .map_err(|e| Fail::io("ioctl(0, TIOCGWINSZ)".into(), e))?;
+    emit_json(&Json::Arr(vec![
+        Json::Int(i64::from(size.rows)),
+        Json::Int(i64::from(size.cols)),
+    ]))
+}
+
+/// `ioctl(fd, request, arg)` as a raw syscall (probe uses no crates).
+#[cfg(target_arch = "x86_64")]
+fn ioctl(fd: i32, request: usize, arg: usize) -> io::Result<()> {
+    const SYS_IOCTL: isize = 16;
+    let ret: isize;
+    // SAFETY: ioctl(2) with TIOCGWINSZ writes one `struct winsize` at `arg`,
+    // which the caller points at a live, writable `Winsize` of that layout.
+    // The x86_64 syscall ABI takes the number in rax and arguments in rdi,
+    // rsi and rdx, returns in rax, and clobbers rcx and r11; all declared.
+    // Memory is not marked untouched, since the kernel writes `arg`.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") SYS_IOCTL => ret,
+            in("rdi") fd as isize,
+            in("rsi") request,
+            in("rdx") arg,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    syscall_result(ret)
+}
+
+/// `ioctl(fd, request, arg)` as a raw syscall (probe uses no crates).
+#[cfg(target_arch = "aarch64")]
+fn ioctl(fd: i32, request: usize, arg: usize) -> io::Result<()> {
+    const SYS_IOCTL: usize = 29;
+    let ret: isize;
+    // SAFETY: as for x86_64; the aarch64 ABI takes the number in x8 and
+    // arguments in x0-x2 and returns in x0.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            in("x8") SYS_IOCTL,
+            inlateout("x0") fd as isize => ret,
+            in("x1") request,
+            in("x2") arg,
+            options(nostack),
+        );
+    }
+    syscall_result(ret)
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn ioctl(_fd: i32, _request: usize, _arg: usize) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "winsize is implemented for x86_64 and aarch64 only",
+    ))
 }
 
 // ---------------------------------------------------------------------------

@@ -173,6 +173,16 @@ impl Cli {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        self.spawn_pty_sized(args, None)
+    }
+
+    /// [`Cli::spawn_pty`] with the pty's window size set to `(rows, cols)`
+    /// first.
+    pub fn spawn_pty_sized<I, S>(&self, args: I, size: Option<(u16, u16)>) -> PtySession
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let (mut cmd, shown) = self.command(args);
         let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
         let master = rustix::pty::openpt(flags).expect("openpt");
@@ -180,6 +190,24 @@ impl Cli {
         rustix::pty::unlockpt(&master).expect("unlockpt");
         let slave =
             rustix::pty::ioctl_tiocgptpeer(&master, flags).expect("open pty slave (TIOCGPTPEER)");
+        // No output processing on our side of the pty: a runtime switches
+        // its terminal to raw mode itself, but runc does so while it may
+        // already be copying the container's output, and each `\r\n` then
+        // races into `\r\r\n` through ONLCR. Pre-clearing OPOST makes the
+        // bytes read here the container's own, whoever wins that race.
+        let mut modes = rustix::termios::tcgetattr(&slave).expect("tcgetattr pty slave");
+        modes.output_modes -= rustix::termios::OutputModes::OPOST;
+        rustix::termios::tcsetattr(&slave, rustix::termios::OptionalActions::Now, &modes)
+            .expect("tcsetattr pty slave");
+        if let Some((rows, cols)) = size {
+            let size = rustix::termios::Winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            rustix::termios::tcsetwinsize(&slave, size).expect("set the pty's window size");
+        }
         let stderr = memfd("stderr");
         cmd.stdin(Stdio::from(slave.try_clone().expect("dup pty slave")))
             .stdout(Stdio::from(slave))
@@ -329,6 +357,14 @@ impl PtyReader {
             master: File::from(master),
             seen: Vec::new(),
         }
+    }
+
+    /// Types `bytes` into the pty.
+    pub fn write_all(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.master
+            .write_all(bytes)
+            .unwrap_or_else(|e| panic!("write to {}: {e}", self.what));
     }
 
     /// Everything read so far.
@@ -682,14 +718,20 @@ impl ConsoleSocket {
         &self.path
     }
 
-    /// Accepts one connection and returns the fd it carries. Call it after
-    /// the runtime's `create` returned: its connection waits in the backlog.
+    /// Accepts one connection and returns the fd it carries. After `create`
+    /// returned its connection waits in the backlog; for `exec` this waits
+    /// (up to [`HANG_GUARD`]) for the runtime to connect.
     ///
     /// # Panics
     ///
-    /// If no connection is pending or it carries no fd.
+    /// If no connection comes or it carries no fd.
     pub fn recv_master(&self) -> OwnedFd {
         use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+        assert!(
+            wait_readable(&self.listener, HANG_GUARD),
+            "nobody connected to console socket {:?} for {HANG_GUARD:?}",
+            self.path
+        );
         self.listener
             .set_nonblocking(true)
             .expect("set listener nonblocking");

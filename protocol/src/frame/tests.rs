@@ -107,6 +107,48 @@ fn every_message_round_trips() {
 }
 
 #[test]
+fn exec_messages_round_trip_with_exactly_one_fd() {
+    let exec = ToInit::Exec(Box::new(ExecSpec {
+        container_id: "c1".into(),
+        target_pid: 42,
+        namespaces: 0x6c02_0000,
+        process: sample_spec(StartVia::Socket).process,
+        kill_on_parent_death: true,
+    }));
+    let (_r, w) = pipe();
+    round_trip(exec.clone(), vec![w]);
+    let (_r, w) = pipe();
+    round_trip(ToParent::ExecPid(ExecPid { pid: 7 }), vec![w]);
+    let bytes = encode_frame(&exec).unwrap();
+    assert_eq!(bytes[1], 4);
+    assert!(matches!(
+        decode_frame::<ToInit>(&bytes, vec![]),
+        Err(Error::UnexpectedFds {
+            kind: Kind::Exec,
+            got: 0,
+            ..
+        })
+    ));
+    // Each direction refuses the other's exec kind.
+    let pid = encode_frame(&ToParent::ExecPid(ExecPid { pid: 7 })).unwrap();
+    assert!(matches!(
+        decode_frame::<ToInit>(&pid, vec![]),
+        Err(Error::UnknownKind { kind: 20 })
+    ));
+}
+
+#[test]
+fn exec_spec_without_kill_on_parent_death_decodes_as_false() {
+    let body = br#"{"container_id":"c","target_pid":1,"namespaces":0,"process":{"args":["/x"],"env":[],"cwd":"/","terminal":false,"console_size":null,"uid":0,"gid":0,"additional_gids":[],"umask":null,"capabilities":null,"no_new_privileges":false,"rlimits":[],"oom_score_adj":null}}"#;
+    let (_r, w) = pipe();
+    let (msg, _) = decode_frame::<ToInit>(&frame(4, body), vec![w]).unwrap();
+    let ToInit::Exec(spec) = msg else {
+        panic!("not exec: {msg:?}")
+    };
+    assert!(!spec.kill_on_parent_death);
+}
+
+#[test]
 fn init_error_keeps_unknown_errno_and_non_utf8_path() {
     let bytes = encode_frame(&ToParent::Error(init_error())).unwrap();
     let (msg, _) = decode_frame::<ToParent>(&bytes, vec![]).unwrap();
@@ -194,7 +236,7 @@ fn unknown_version_is_rejected() {
 
 #[test]
 fn unknown_kind_is_rejected() {
-    for kind in [0, 4, 15, 20, 255] {
+    for kind in [0, 5, 15, 21, 255] {
         let err = decode_frame::<ToParent>(&frame(kind, b""), vec![]).unwrap_err();
         assert!(matches!(err, Error::UnknownKind { kind: k } if k == kind));
         let err = decode_frame::<ToInit>(&frame(kind, b""), vec![]).unwrap_err();

@@ -256,7 +256,7 @@ fn sysctls(linux: &Linux, namespaces: &[LinuxNamespaceType]) -> Result<Vec<(Stri
     Ok(out)
 }
 
-fn process_spec(p: &Process) -> Result<ProcessSpec> {
+pub(crate) fn process_spec(p: &Process) -> Result<ProcessSpec> {
     let args = p.args().as_deref().unwrap_or(&[]);
     if args.is_empty() || args[0].is_empty() {
         return Err(Error::invalid("process.args", "empty: nothing to run"));

@@ -79,6 +79,8 @@ pub struct ChildPlan<'a> {
     /// that the child is born in it (setns(2): a pid namespace applies to
     /// the caller's children only).
     pub join_pid: Option<BorrowedFd<'a>>,
+    /// A cgroup v2 directory to create the child in (`CLONE_INTO_CGROUP`).
+    pub cgroup: Option<BorrowedFd<'a>>,
 }
 
 /// A new child: its host pid and a pidfd.
@@ -122,6 +124,12 @@ fn clone_init(namespace_flags: u64, plan: &ChildPlan<'_>) -> io::Result<Spawned>
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
+    if let Some(cgroup) = plan.cgroup {
+        // CLONE_INTO_CGROUP is bit 33 (<linux/sched.h>): it does not fit
+        // libc's c_int constant.
+        args.flags |= 0x2_0000_0000;
+        args.cgroup = cgroup.as_raw_fd() as u64;
+    }
     // Sharing memory means the parent thread sleeps until the child's
     // exec; a child that waits for the parent (id maps) or changes its
     // namespaces and credentials first gets its own copy instead.
