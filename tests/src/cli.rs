@@ -451,7 +451,11 @@ impl PtySession {
     /// Reads the pty until every slave fd is closed, then waits for the
     /// runtime.
     pub fn finish(mut self) -> Output {
-        let stdout = self.pty.read_to_end();
+        // runc relays its console through a second pty whose ONLCR
+        // translation races with its switch to raw mode, so a line from
+        // runc sometimes ends "\r\r\n". Line endings are the terminal's,
+        // not the container's behaviour: fold repeated CRs before a LF.
+        let stdout = fold_crs(&self.pty.read_to_end());
         let status = self
             .child
             .wait()
@@ -761,4 +765,29 @@ impl ConsoleSocket {
         }
         panic!("the console socket connection carried no fd");
     }
+}
+
+/// `"\r\r\n"` (any number of CRs before a LF) becomes `"\r\n"`.
+fn fold_crs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut crs = 0;
+    for c in text.chars() {
+        match c {
+            '\r' => crs += 1,
+            '\n' => {
+                if crs > 0 {
+                    out.push('\r');
+                }
+                out.push('\n');
+                crs = 0;
+            }
+            other => {
+                out.extend(std::iter::repeat_n('\r', crs));
+                crs = 0;
+                out.push(other);
+            }
+        }
+    }
+    out.extend(std::iter::repeat_n('\r', crs));
+    out
 }
