@@ -20,6 +20,7 @@
 //! installed beside a program that uses the library.
 
 mod cgroup_layout;
+mod cgroups;
 mod channel;
 mod container;
 mod error;
@@ -35,6 +36,10 @@ mod stdio;
 mod stored;
 mod sys;
 
+pub use cgroups::{
+    BlkioEntry, BlkioStats, CgroupDir, CgroupPaths, CpuStats, CpuUsage, HugetlbStats, MemoryEntry,
+    MemoryStats, PidsStats, Stats, Throttling,
+};
 pub use container::Container;
 pub use corral_protocol::{InitError, Step};
 pub use error::{Error, Result};

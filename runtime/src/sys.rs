@@ -60,7 +60,18 @@ pub struct ChildPlan<'a> {
     pub envp: &'a [*const c_char],
     /// Set `PR_SET_PDEATHSIG(SIGKILL)` in the child.
     pub kill_on_parent_death: bool,
+    /// v2: the container's cgroup directory, for `CLONE_INTO_CGROUP`.
+    pub cgroup_dir: Option<BorrowedFd<'a>>,
+    /// v1: `cgroup.procs` of each of the container's hierarchies, open for
+    /// writing; the child writes `0` (itself) to each before anything else.
+    pub cgroup_procs: &'a [BorrowedFd<'a>],
+    /// `unshare(CLONE_NEWCGROUP)` once placed, so that the namespace's root
+    /// is the container's cgroup (at `clone3` time it would be ours).
+    pub unshare_cgroupns: bool,
 }
+
+/// `CLONE_INTO_CGROUP` from `<linux/sched.h>` (Linux 5.7).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// A new child: its host pid and a pidfd.
 pub struct Spawned {
@@ -77,10 +88,15 @@ pub fn spawn_init(namespace_flags: u64, plan: &ChildPlan<'_>) -> io::Result<Spaw
     debug_assert!(plan.argv.last().is_some_and(|p| p.is_null()));
     debug_assert!(plan.envp.last().is_some_and(|p| p.is_null()));
     let mut pidfd: RawFd = -1;
+    let (into_cgroup, cgroup) = match plan.cgroup_dir {
+        Some(fd) => (CLONE_INTO_CGROUP, fd.as_raw_fd() as u64),
+        None => (0, 0),
+    };
     let args = CloneArgs {
-        flags: namespace_flags | libc::CLONE_PIDFD as u64,
+        flags: namespace_flags | libc::CLONE_PIDFD as u64 | into_cgroup,
         pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
+        cgroup,
         ..CloneArgs::default()
     };
     // SAFETY: clone3(2) with a valid, fully initialised `clone_args` of the
@@ -114,11 +130,25 @@ pub fn spawn_init(namespace_flags: u64, plan: &ChildPlan<'_>) -> io::Result<Spaw
 /// the init socket closes before the init could speak.
 fn child_after_clone(plan: &ChildPlan<'_>) -> ! {
     // SAFETY: every call below is a raw syscall listed as async-signal-safe
-    // in signal-safety(7) (prctl, fcntl, dup2, execve, _exit) or a thin
-    // wrapper of one (execveat via syscall(2)); the fds and strings were
-    // prepared by the parent and stay valid: this process has its own copy
-    // of the parent's memory.
+    // in signal-safety(7) (prctl, write, fcntl, dup2, execve, _exit) or a
+    // thin wrapper of one (unshare, execveat via syscall(2)); the fds and
+    // strings were prepared by the parent and stay valid: this process has
+    // its own copy of the parent's memory.
     unsafe {
+        // v1 placement, first of all, so that nothing the child does is
+        // charged to the runtime's cgroup. The child moves itself ("0" is
+        // the writer, cgroups(7)), rather than the parent writing its pid
+        // after clone3: that would race with the child running on into
+        // corral-init, and a pipe handshake to close the race costs a
+        // round trip for nothing.
+        for fd in plan.cgroup_procs {
+            if libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
+                child_fail();
+            }
+        }
+        if plan.unshare_cgroupns && libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
+            child_fail();
+        }
         if plan.kill_on_parent_death && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
             child_fail();
         }
