@@ -98,19 +98,30 @@ fn write_one(paths: &CgroupPaths, w: &Write) -> Result<()> {
     })?;
     let path = dir.join(&w.file);
     debug!(path = ?path, value = %w.value, "cgroup write");
-    match std::fs::write(&path, &w.value) {
+    match write_file(&path, &w.value) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let Some((file, value)) = &w.fallback else {
                 return Err(missing(w, &path));
             };
             let alt = dir.join(file);
-            match std::fs::write(&alt, value) {
+            match write_file(&alt, value) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Err(missing(w, &path)),
                 r => r.map_err(|e| write_err(w, &alt, value, e)),
             }
         }
         r => r.map_err(|e| write_err(w, &path, &w.value, e)),
     }
+}
+
+/// Writes an existing file: never creates one (std's `fs::write` would,
+/// on anything but cgroupfs), so a missing knob is `NotFound`.
+fn write_file(path: &Path, value: &str) -> io::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)?;
+    f.write_all(value.as_bytes())
 }
 
 fn missing(w: &Write, path: &Path) -> Error {
@@ -167,7 +178,7 @@ fn enable_controllers(paths: &CgroupPaths, writes: &[Write]) -> Result<()> {
             let enabled = std::fs::read_to_string(&control)
                 .is_ok_and(|s| s.split_whitespace().any(|x| x == controller));
             if !enabled {
-                std::fs::write(&control, format!("+{controller}")).map_err(|e| {
+                write_file(&control, &format!("+{controller}")).map_err(|e| {
                     Error::sys(format!("enable +{controller} in {control:?} for {field}"), e)
                 })?;
             }
