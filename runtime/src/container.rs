@@ -236,9 +236,9 @@ impl Container {
     }
 
     fn cgroup_or_err(&self) -> Result<&CgroupPaths> {
-        self.cgroup.as_ref().ok_or_else(|| {
-            Error::unsupported("linux.cgroupsPath", "this container has no cgroup")
-        })
+        self.cgroup
+            .as_ref()
+            .ok_or_else(|| Error::unsupported("linux.cgroupsPath", "this container has no cgroup"))
     }
 
     /// Freezes every process of the container; returns once all are

@@ -101,7 +101,10 @@ async fn an_allocator_under_its_limit_is_not_reported_as_oom_killed() {
 async fn pids_limit_makes_fork_fail_inside() {
     require_root();
     let rt = runtime();
-    let spec = with_resources(&["/probe", "fork", "20"], serde_json::json!({"pids": {"limit": 5}}));
+    let spec = with_resources(
+        &["/probe", "fork", "20"],
+        serde_json::json!({"pids": {"limit": 5}}),
+    );
     let (status, out) = run_capture(&rt, spec).await.unwrap();
     assert!(status.success(), "{status}: {out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -150,15 +153,22 @@ async fn devices_deny_makes_dev_null_unopenable() {
     assert!(text.contains("Operation not permitted"), "{text}");
     c.delete().await.unwrap();
     // The default devices stay usable under a deny-all rule.
-    let spec = with_resources(&["/probe", "read", "/dev/zero"], serde_json::json!({"devices": [
-        {"allow": false, "access": "rwm"}]}));
+    let spec = with_resources(
+        &["/probe", "read", "/dev/zero"],
+        serde_json::json!({"devices": [
+        {"allow": false, "access": "rwm"}]}),
+    );
     let spec = {
         let mut s = spec;
-        s.oci_mut().process_mut().as_mut().unwrap().set_args(Some(vec![
-            "/probe".into(),
-            "read".into(),
-            "/dev/null".into(),
-        ]));
+        s.oci_mut()
+            .process_mut()
+            .as_mut()
+            .unwrap()
+            .set_args(Some(vec![
+                "/probe".into(),
+                "read".into(),
+                "/dev/null".into(),
+            ]));
         s
     };
     let (status, _) = run_capture(&rt, spec).await.unwrap();
@@ -235,7 +245,10 @@ async fn a_paused_container_can_be_force_deleted() {
 async fn stats_report_nonzero_usage() {
     require_root();
     let rt = runtime();
-    let spec = with_resources(&["/probe", "spin", "0.1"], serde_json::json!({"pids": {"limit": 50}}));
+    let spec = with_resources(
+        &["/probe", "spin", "0.1"],
+        serde_json::json!({"pids": {"limit": 50}}),
+    );
     let mut c = rt.create(unique_id("stats"), spec).await.unwrap();
     let live = c.stats().unwrap();
     assert_eq!(live.pids.current, 1, "{live:?}");
@@ -258,9 +271,10 @@ async fn update_changes_limits_of_a_running_container() {
         .await
         .unwrap();
     c.start().await.unwrap();
-    let r: corral::oci_spec::runtime::LinuxResources =
-        serde_json::from_value(serde_json::json!({"memory": {"limit": 100 << 20}, "pids": {"limit": 7}}))
-            .unwrap();
+    let r: corral::oci_spec::runtime::LinuxResources = serde_json::from_value(
+        serde_json::json!({"memory": {"limit": 100 << 20}, "pids": {"limit": 7}}),
+    )
+    .unwrap();
     c.update(&r).unwrap();
     let s = c.stats().unwrap();
     assert_eq!(s.memory.usage.limit, 100 << 20);
@@ -268,7 +282,10 @@ async fn update_changes_limits_of_a_running_container() {
     let bad: corral::oci_spec::runtime::LinuxResources =
         serde_json::from_value(serde_json::json!({"memory": {"limit": -5}})).unwrap();
     let e = c.update(&bad).unwrap_err();
-    assert!(matches!(&e, corral::Error::InvalidSpec { field, .. } if field == "linux.resources.memory.limit"), "{e}");
+    assert!(
+        matches!(&e, corral::Error::InvalidSpec { field, .. } if field == "linux.resources.memory.limit"),
+        "{e}"
+    );
     c.force_delete().await.unwrap();
 }
 
@@ -299,14 +316,19 @@ async fn absolute_cgroups_path_is_used_and_removed() {
         .set_cgroups_path(Some(format!("/corral-test/{id}").into()));
     let mut c = rt.create(&id, spec).stdout(Stdio::piped()).await.unwrap();
     let dirs = dirs_of(&c);
-    assert!(dirs.contains(&PathBuf::from(format!("/sys/fs/cgroup/memory/corral-test/{id}"))));
+    assert!(dirs.contains(&PathBuf::from(format!(
+        "/sys/fs/cgroup/memory/corral-test/{id}"
+    ))));
     let mut out = c.take_stdout().unwrap();
     c.start().await.unwrap();
     let mut text = String::new();
     out.read_to_string(&mut text).await.unwrap();
     c.wait().await.unwrap();
     // Placed before the exec of its init: the workload is in it.
-    assert!(text.contains(&format!(":memory:/corral-test/{id}")), "{text}");
+    assert!(
+        text.contains(&format!(":memory:/corral-test/{id}")),
+        "{text}"
+    );
     assert!(text.contains(&format!(":pids:/corral-test/{id}")), "{text}");
     c.delete().await.unwrap();
     assert_gone(&dirs);
@@ -317,7 +339,10 @@ async fn a_dropped_container_leaves_no_cgroup() {
     require_root();
     let rt = runtime();
     let id = unique_id("drop");
-    let mut c = rt.create(&id, probe_spec(&["/probe", "pause"])).await.unwrap();
+    let mut c = rt
+        .create(&id, probe_spec(&["/probe", "pause"]))
+        .await
+        .unwrap();
     c.start().await.unwrap();
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(c.pid()).unwrap(),
@@ -328,7 +353,10 @@ async fn a_dropped_container_leaves_no_cgroup() {
     drop(c);
     // The reap task removes the cgroup right after the exit; yield to it.
     tokio::task::spawn_blocking(move || {
-        let mut pfd = [rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN)];
+        let mut pfd = [rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        )];
         rustix::event::poll(&mut pfd, None).unwrap();
     })
     .await
@@ -390,7 +418,10 @@ fn v2_runtime() -> Option<corral::Runtime> {
 async fn v2_places_the_child_with_clone_into_cgroup_and_removes_it() {
     require_root();
     let Some(rt) = v2_runtime() else {
-        skip_unless!("cgroup2 mount at /sys/fs/cgroup/unified", Err::<(), _>("absent"));
+        skip_unless!(
+            "cgroup2 mount at /sys/fs/cgroup/unified",
+            Err::<(), _>("absent")
+        );
         return;
     };
     let id = unique_id("v2");
@@ -408,7 +439,10 @@ async fn v2_places_the_child_with_clone_into_cgroup_and_removes_it() {
     c.start().await.unwrap();
     let mut text = String::new();
     out.read_to_string(&mut text).await.unwrap();
-    assert!(text.lines().any(|l| l == format!("0::/corral/{id}")), "{text}");
+    assert!(
+        text.lines().any(|l| l == format!("0::/corral/{id}")),
+        "{text}"
+    );
     assert!(c.wait().await.unwrap().success());
     let s = c.stats().unwrap();
     assert!(s.cpu.usage.total > 0, "{s:?}");
@@ -420,7 +454,10 @@ async fn v2_places_the_child_with_clone_into_cgroup_and_removes_it() {
 async fn v2_pause_stops_the_counter_and_resume_continues() {
     require_root();
     let Some(rt) = v2_runtime() else {
-        skip_unless!("cgroup2 mount at /sys/fs/cgroup/unified", Err::<(), _>("absent"));
+        skip_unless!(
+            "cgroup2 mount at /sys/fs/cgroup/unified",
+            Err::<(), _>("absent")
+        );
         return;
     };
     pause_and_resume(&rt).await;
@@ -430,7 +467,10 @@ async fn v2_pause_stops_the_counter_and_resume_continues() {
 async fn v2_kill_of_a_frozen_container_and_removal() {
     require_root();
     let Some(rt) = v2_runtime() else {
-        skip_unless!("cgroup2 mount at /sys/fs/cgroup/unified", Err::<(), _>("absent"));
+        skip_unless!(
+            "cgroup2 mount at /sys/fs/cgroup/unified",
+            Err::<(), _>("absent")
+        );
         return;
     };
     let mut c = rt
@@ -448,11 +488,17 @@ async fn v2_kill_of_a_frozen_container_and_removal() {
 async fn v2_device_rules_are_refused_as_unsupported() {
     require_root();
     let Some(rt) = v2_runtime() else {
-        skip_unless!("cgroup2 mount at /sys/fs/cgroup/unified", Err::<(), _>("absent"));
+        skip_unless!(
+            "cgroup2 mount at /sys/fs/cgroup/unified",
+            Err::<(), _>("absent")
+        );
         return;
     };
     let id = unique_id("v2dev");
-    let spec = with_resources(&["/probe"], serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]}));
+    let spec = with_resources(
+        &["/probe"],
+        serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]}),
+    );
     let e = rt.create(&id, spec).await.unwrap_err();
     assert!(
         matches!(&e, corral::Error::Unsupported { field, .. } if field == "linux.resources.devices"),

@@ -44,7 +44,10 @@ impl Runtime {
     /// Whether container `id` is paused.
     pub fn paused_by_id(&self, id: &str) -> Result<bool> {
         let stored = self.state_dir()?.read(id)?;
-        Ok(stored.cgroup.as_ref().is_some_and(super::freezer::is_frozen))
+        Ok(stored
+            .cgroup
+            .as_ref()
+            .is_some_and(super::freezer::is_frozen))
     }
 
     fn live_cgroup(&self, id: &str, operation: &'static str) -> Result<CgroupPaths> {
@@ -58,7 +61,10 @@ impl Runtime {
             });
         }
         stored.cgroup.ok_or_else(|| {
-            Error::unsupported("linux.cgroupsPath", format!("container {id:?} has no cgroup"))
+            Error::unsupported(
+                "linux.cgroupsPath",
+                format!("container {id:?} has no cgroup"),
+            )
         })
     }
 }

@@ -89,8 +89,7 @@ pub(crate) fn is_frozen(paths: &CgroupPaths) -> bool {
         });
     }
     paths.dir_of("freezer").is_some_and(|d| {
-        std::fs::read_to_string(d.join("freezer.state"))
-            .is_ok_and(|s| s.trim() != "THAWED")
+        std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED")
     })
 }
 

@@ -31,9 +31,7 @@ impl Placement {
     pub fn dir_in(&self, mount_point: &Path, own_path: &str) -> std::path::PathBuf {
         match self {
             Placement::Absolute(p) => mount_point.join(p),
-            Placement::Relative(p) => mount_point
-                .join(own_path.trim_start_matches('/'))
-                .join(p),
+            Placement::Relative(p) => mount_point.join(own_path.trim_start_matches('/')).join(p),
         }
     }
 }
@@ -67,11 +65,9 @@ fn checked(raw: &str) -> Result<String> {
     for c in Path::new(raw).components() {
         match c {
             Component::RootDir => {}
-            Component::Normal(p) => parts.push(
-                p.to_str()
-                    .expect("components of a str are str")
-                    .to_owned(),
-            ),
+            Component::Normal(p) => {
+                parts.push(p.to_str().expect("components of a str are str").to_owned())
+            }
             Component::CurDir | Component::ParentDir | Component::Prefix(_) => {
                 return Err(Error::invalid(
                     FIELD,
@@ -164,9 +160,13 @@ mod tests {
     fn absolute_and_relative_paths_are_normalised() {
         assert_eq!(p("/a//b/").unwrap(), Placement::Absolute("a/b".into()));
         assert_eq!(p("x/y").unwrap(), Placement::Relative("x/y".into()));
-        let dir = p("x").unwrap().dir_in(Path::new("/sys/fs/cgroup/memory"), "/k/l");
+        let dir = p("x")
+            .unwrap()
+            .dir_in(Path::new("/sys/fs/cgroup/memory"), "/k/l");
         assert_eq!(dir, Path::new("/sys/fs/cgroup/memory/k/l/x"));
-        let dir = p("/x").unwrap().dir_in(Path::new("/sys/fs/cgroup/memory"), "/k");
+        let dir = p("/x")
+            .unwrap()
+            .dir_in(Path::new("/sys/fs/cgroup/memory"), "/k");
         assert_eq!(dir, Path::new("/sys/fs/cgroup/memory/x"));
     }
 

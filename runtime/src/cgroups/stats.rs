@@ -356,7 +356,9 @@ pub(crate) fn io_v2(text: &str) -> (Vec<BlkioEntry>, Vec<BlkioEntry>) {
             continue;
         };
         for kv in it {
-            let Some((k, v)) = kv.split_once('=') else { continue };
+            let Some((k, v)) = kv.split_once('=') else {
+                continue;
+            };
             let Ok(value) = v.parse() else { continue };
             let (list, op) = match k {
                 "rbytes" => (&mut bytes, "Read"),

@@ -95,7 +95,9 @@ fn v2_plan_converts_to_v2_files() {
 
 #[test]
 fn unlimited_values_are_max_on_v2_and_minus_one_on_v1() {
-    let r = res(json!({"memory": {"limit": -1, "swap": -1}, "pids": {"limit": 0}, "cpu": {"quota": -1}}));
+    let r = res(
+        json!({"memory": {"limit": -1, "swap": -1}, "pids": {"limit": 0}, "cpu": {"quota": -1}}),
+    );
     assert_eq!(
         files(&v2::plan(&r).unwrap()),
         [
@@ -117,26 +119,58 @@ fn unlimited_values_are_max_on_v2_and_minus_one_on_v1() {
 #[test]
 fn invalid_values_name_their_field() {
     let cases = [
-        (json!({"memory": {"limit": 0}}), "linux.resources.memory.limit"),
-        (json!({"memory": {"limit": -7}}), "linux.resources.memory.limit"),
-        (json!({"memory": {"limit": 100, "swap": 50}}), "linux.resources.memory.swap"),
-        (json!({"memory": {"swappiness": 101}}), "linux.resources.memory.swappiness"),
+        (
+            json!({"memory": {"limit": 0}}),
+            "linux.resources.memory.limit",
+        ),
+        (
+            json!({"memory": {"limit": -7}}),
+            "linux.resources.memory.limit",
+        ),
+        (
+            json!({"memory": {"limit": 100, "swap": 50}}),
+            "linux.resources.memory.swap",
+        ),
+        (
+            json!({"memory": {"swappiness": 101}}),
+            "linux.resources.memory.swappiness",
+        ),
         (json!({"cpu": {"period": 10}}), "linux.resources.cpu.period"),
         (json!({"cpu": {"quota": 5}}), "linux.resources.cpu.quota"),
         (json!({"cpu": {"cpus": "0-a"}}), "linux.resources.cpu.cpus"),
-        (json!({"blockIO": {"weight": 5}}), "linux.resources.blockIO.weight"),
+        (
+            json!({"blockIO": {"weight": 5}}),
+            "linux.resources.blockIO.weight",
+        ),
         (
             json!({"blockIO": {"throttleReadBpsDevice": [{"major": -1, "minor": 0, "rate": 1}]}}),
             "linux.resources.blockIO.throttleReadBpsDevice[0]",
         ),
-        (json!({"hugepageLimits": [{"pageSize": "2XB", "limit": 1}]}), "linux.resources.hugepageLimits[0]"),
-        (json!({"devices": [{"allow": true, "type": "p"}]}), "linux.resources.devices[0]"),
-        (json!({"devices": [{"allow": true, "access": "rwx"}]}), "linux.resources.devices[0]"),
+        (
+            json!({"hugepageLimits": [{"pageSize": "2XB", "limit": 1}]}),
+            "linux.resources.hugepageLimits[0]",
+        ),
+        (
+            json!({"devices": [{"allow": true, "type": "p"}]}),
+            "linux.resources.devices[0]",
+        ),
+        (
+            json!({"devices": [{"allow": true, "access": "rwx"}]}),
+            "linux.resources.devices[0]",
+        ),
     ];
     for (v, field) in cases {
-        assert_eq!(field_of(v1::plan(&res(v.clone())).unwrap_err()), field, "v1 {v}");
+        assert_eq!(
+            field_of(v1::plan(&res(v.clone())).unwrap_err()),
+            field,
+            "v1 {v}"
+        );
         if !v.to_string().contains("devices") && !v.to_string().contains("swappiness") {
-            assert_eq!(field_of(v2::plan(&res(v.clone())).unwrap_err()), field, "v2 {v}");
+            assert_eq!(
+                field_of(v2::plan(&res(v.clone())).unwrap_err()),
+                field,
+                "v2 {v}"
+            );
         }
     }
 }
@@ -144,13 +178,34 @@ fn invalid_values_name_their_field() {
 #[test]
 fn v1_only_fields_are_unsupported_on_v2_and_unified_on_v1() {
     for (v, field) in [
-        (json!({"memory": {"swappiness": 10}}), "linux.resources.memory.swappiness"),
-        (json!({"memory": {"disableOOMKiller": true}}), "linux.resources.memory.disableOOMKiller"),
-        (json!({"memory": {"kernelTCP": 100}}), "linux.resources.memory.kernelTCP"),
-        (json!({"cpu": {"realtimeRuntime": 100}}), "linux.resources.cpu.realtimeRuntime"),
-        (json!({"blockIO": {"leafWeight": 100}}), "linux.resources.blockIO.leafWeight"),
-        (json!({"network": {"classID": 1}}), "linux.resources.network"),
-        (json!({"devices": [{"allow": false, "access": "rwm"}]}), "linux.resources.devices"),
+        (
+            json!({"memory": {"swappiness": 10}}),
+            "linux.resources.memory.swappiness",
+        ),
+        (
+            json!({"memory": {"disableOOMKiller": true}}),
+            "linux.resources.memory.disableOOMKiller",
+        ),
+        (
+            json!({"memory": {"kernelTCP": 100}}),
+            "linux.resources.memory.kernelTCP",
+        ),
+        (
+            json!({"cpu": {"realtimeRuntime": 100}}),
+            "linux.resources.cpu.realtimeRuntime",
+        ),
+        (
+            json!({"blockIO": {"leafWeight": 100}}),
+            "linux.resources.blockIO.leafWeight",
+        ),
+        (
+            json!({"network": {"classID": 1}}),
+            "linux.resources.network",
+        ),
+        (
+            json!({"devices": [{"allow": false, "access": "rwm"}]}),
+            "linux.resources.devices",
+        ),
     ] {
         let e = v2::plan(&res(v.clone())).unwrap_err();
         assert!(matches!(e, Error::Unsupported { .. }), "{v}");
@@ -218,7 +273,8 @@ struct FakeTree {
 
 impl FakeTree {
     fn new(name: &str, leaf_files: &[&str]) -> FakeTree {
-        let root = std::env::temp_dir().join(format!("corral-cgtest-{name}-{}", std::process::id()));
+        let root =
+            std::env::temp_dir().join(format!("corral-cgtest-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let leaf = root.join("corral").join("c1");
         std::fs::create_dir_all(&leaf).unwrap();
@@ -257,7 +313,10 @@ impl Drop for FakeTree {
 
 #[test]
 fn v2_apply_enables_controllers_and_writes_files_with_fallbacks() {
-    let t = FakeTree::new("apply", &["memory.max", "memory.swap.max", "pids.max", "io.weight"]);
+    let t = FakeTree::new(
+        "apply",
+        &["memory.max", "memory.swap.max", "pids.max", "io.weight"],
+    );
     let r = res(json!({
         "memory": {"limit": 4096, "swap": 8192},
         "pids": {"limit": 9},
@@ -296,13 +355,19 @@ fn v2_apply_reports_a_missing_file_as_unsupported() {
 fn v2_stats_and_oom_kills_read_from_the_tree() {
     let t = FakeTree::new("stats", &[]);
     let w = |f: &str, s: &str| std::fs::write(t.leaf.join(f), s).unwrap();
-    w("cpu.stat", "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 10\nnr_throttled 4\nthrottled_usec 70\n");
+    w(
+        "cpu.stat",
+        "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 10\nnr_throttled 4\nthrottled_usec 70\n",
+    );
     w("memory.current", "4096\n");
     w("memory.max", "max\n");
     w("memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n");
     w("pids.current", "2\n");
     w("pids.max", "max\n");
-    w("io.stat", "8:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n");
+    w(
+        "io.stat",
+        "8:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n",
+    );
     w("hugetlb.2MB.current", "0\n");
     let p = t.paths();
     let s = stats::read(&p);
@@ -353,5 +418,8 @@ fn pure_v2_setup_is_one_directory() {
     );
     let p = Setup::detect(&layout).paths(&path::placement("c1", None).unwrap());
     assert!(p.v2);
-    assert_eq!(p.dirs[0].path, Path::new("/sys/fs/cgroup/user.slice/corral/c1"));
+    assert_eq!(
+        p.dirs[0].path,
+        Path::new("/sys/fs/cgroup/user.slice/corral/c1")
+    );
 }

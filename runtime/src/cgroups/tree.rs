@@ -93,7 +93,10 @@ fn write_one(paths: &CgroupPaths, w: &Write) -> Result<()> {
     let dir = paths.dir_of(w.controller).ok_or_else(|| {
         Error::unsupported(
             &w.field,
-            format!("the {} cgroup controller is not mounted on this host", w.controller),
+            format!(
+                "the {} cgroup controller is not mounted on this host",
+                w.controller
+            ),
         )
     })?;
     let path = dir.join(&w.file);
@@ -179,7 +182,10 @@ fn enable_controllers(paths: &CgroupPaths, writes: &[Write]) -> Result<()> {
                 .is_ok_and(|s| s.split_whitespace().any(|x| x == controller));
             if !enabled {
                 write_file(&control, &format!("+{controller}")).map_err(|e| {
-                    Error::sys(format!("enable +{controller} in {control:?} for {field}"), e)
+                    Error::sys(
+                        format!("enable +{controller} in {control:?} for {field}"),
+                        e,
+                    )
                 })?;
             }
         }
@@ -261,7 +267,9 @@ async fn kill_each(paths: &CgroupPaths) -> Result<()> {
     let _ = freezer::thaw_write(paths);
     let mut waits = Vec::new();
     for pid in pids(paths) {
-        let Some(pid) = Pid::from_raw(pid) else { continue };
+        let Some(pid) = Pid::from_raw(pid) else {
+            continue;
+        };
         let Ok(fd) = rustix::process::pidfd_open(pid, PidfdFlags::empty()) else {
             continue;
         };
@@ -271,7 +279,10 @@ async fn kill_each(paths: &CgroupPaths) -> Result<()> {
         waits.push(fd);
     }
     for w in waits {
-        let _ = w.readable().await.map_err(|e| Error::sys("wait for exit", e))?;
+        let _ = w
+            .readable()
+            .await
+            .map_err(|e| Error::sys("wait for exit", e))?;
     }
     Ok(())
 }

@@ -22,7 +22,12 @@ pub(crate) fn plan(r: &LinuxResources) -> Result<Vec<Write>> {
         } else {
             "max".into()
         };
-        out.push(Write::new("pids", "pids.max", v, "linux.resources.pids.limit"));
+        out.push(Write::new(
+            "pids",
+            "pids.max",
+            v,
+            "linux.resources.pids.limit",
+        ));
     }
     blkio(r, &mut out)?;
     for (i, h) in r.hugepage_limits().iter().flatten().enumerate() {
@@ -77,7 +82,12 @@ fn memory(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
     check_swap(m.limit(), m.swap())?;
     if let Some(l) = m.limit() {
         let v = byte_limit("linux.resources.memory.limit", l)?.unwrap_or(-1);
-        out.push(Write::new("memory", "memory.limit_in_bytes", v, "linux.resources.memory.limit"));
+        out.push(Write::new(
+            "memory",
+            "memory.limit_in_bytes",
+            v,
+            "linux.resources.memory.limit",
+        ));
     }
     if let Some(s) = m.swap() {
         let v = byte_limit("linux.resources.memory.swap", s)?.unwrap_or(-1);
@@ -119,7 +129,12 @@ fn memory(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
                 format!("{s} is above 100"),
             ));
         }
-        out.push(Write::new("memory", "memory.swappiness", s, "linux.resources.memory.swappiness"));
+        out.push(Write::new(
+            "memory",
+            "memory.swappiness",
+            s,
+            "linux.resources.memory.swappiness",
+        ));
     }
     if let Some(d) = m.disable_oom_killer() {
         out.push(Write::new(
@@ -143,7 +158,12 @@ fn memory(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
 fn cpu(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
     let Some(c) = r.cpu() else { return Ok(()) };
     if let Some(s) = c.shares().filter(|s| *s != 0) {
-        out.push(Write::new("cpu", "cpu.shares", s, "linux.resources.cpu.shares"));
+        out.push(Write::new(
+            "cpu",
+            "cpu.shares",
+            s,
+            "linux.resources.cpu.shares",
+        ));
     }
     if let Some(p) = c.period().filter(|p| *p != 0) {
         if !(1000..=1_000_000).contains(&p) {
@@ -152,7 +172,12 @@ fn cpu(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
                 format!("{p} µs is outside 1000..=1000000"),
             ));
         }
-        out.push(Write::new("cpu", "cpu.cfs_period_us", p, "linux.resources.cpu.period"));
+        out.push(Write::new(
+            "cpu",
+            "cpu.cfs_period_us",
+            p,
+            "linux.resources.cpu.period",
+        ));
     }
     if let Some(q) = c.quota().filter(|q| *q != 0) {
         if q < 1000 && q != -1 {
@@ -161,27 +186,57 @@ fn cpu(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
                 format!("{q} µs is neither -1 (unlimited) nor at least 1000"),
             ));
         }
-        out.push(Write::new("cpu", "cpu.cfs_quota_us", q, "linux.resources.cpu.quota"));
+        out.push(Write::new(
+            "cpu",
+            "cpu.cfs_quota_us",
+            q,
+            "linux.resources.cpu.quota",
+        ));
     }
     if let Some(b) = c.burst() {
-        out.push(Write::new("cpu", "cpu.cfs_burst_us", b, "linux.resources.cpu.burst"));
+        out.push(Write::new(
+            "cpu",
+            "cpu.cfs_burst_us",
+            b,
+            "linux.resources.cpu.burst",
+        ));
     }
     if let Some(p) = c.realtime_period().filter(|p| *p != 0) {
-        out.push(Write::new("cpu", "cpu.rt_period_us", p, "linux.resources.cpu.realtimePeriod"));
+        out.push(Write::new(
+            "cpu",
+            "cpu.rt_period_us",
+            p,
+            "linux.resources.cpu.realtimePeriod",
+        ));
     }
     if let Some(rt) = c.realtime_runtime().filter(|r| *r != 0) {
-        out.push(Write::new("cpu", "cpu.rt_runtime_us", rt, "linux.resources.cpu.realtimeRuntime"));
+        out.push(Write::new(
+            "cpu",
+            "cpu.rt_runtime_us",
+            rt,
+            "linux.resources.cpu.realtimeRuntime",
+        ));
     }
     if let Some(i) = c.idle() {
         out.push(Write::new("cpu", "cpu.idle", i, "linux.resources.cpu.idle"));
     }
     if let Some(s) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
         let v = cpuset("linux.resources.cpu.cpus", s)?;
-        out.push(Write::new("cpuset", "cpuset.cpus", v, "linux.resources.cpu.cpus"));
+        out.push(Write::new(
+            "cpuset",
+            "cpuset.cpus",
+            v,
+            "linux.resources.cpu.cpus",
+        ));
     }
     if let Some(s) = c.mems().as_deref().filter(|s| !s.is_empty()) {
         let v = cpuset("linux.resources.cpu.mems", s)?;
-        out.push(Write::new("cpuset", "cpuset.mems", v, "linux.resources.cpu.mems"));
+        out.push(Write::new(
+            "cpuset",
+            "cpuset.mems",
+            v,
+            "linux.resources.cpu.mems",
+        ));
     }
     Ok(())
 }
@@ -205,7 +260,12 @@ fn blkio(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
     }
     if let Some(w) = b.leaf_weight() {
         let w = weight("linux.resources.blockIO.leafWeight", w)?;
-        out.push(Write::new("blkio", "blkio.leaf_weight", w, "linux.resources.blockIO.leafWeight"));
+        out.push(Write::new(
+            "blkio",
+            "blkio.leaf_weight",
+            w,
+            "linux.resources.blockIO.leafWeight",
+        ));
     }
     for (i, d) in b.weight_device().iter().flatten().enumerate() {
         let field = format!("linux.resources.blockIO.weightDevice[{i}]");
@@ -219,20 +279,46 @@ fn blkio(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
         }
         if let Some(w) = d.leaf_weight() {
             let w = weight(&field, w)?;
-            out.push(Write::new("blkio", "blkio.leaf_weight_device", format!("{id} {w}"), &field));
+            out.push(Write::new(
+                "blkio",
+                "blkio.leaf_weight_device",
+                format!("{id} {w}"),
+                &field,
+            ));
         }
     }
     let throttles = [
-        ("throttleReadBpsDevice", "blkio.throttle.read_bps_device", b.throttle_read_bps_device()),
-        ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device", b.throttle_write_bps_device()),
-        ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device", b.throttle_read_iops_device()),
-        ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device", b.throttle_write_iops_device()),
+        (
+            "throttleReadBpsDevice",
+            "blkio.throttle.read_bps_device",
+            b.throttle_read_bps_device(),
+        ),
+        (
+            "throttleWriteBpsDevice",
+            "blkio.throttle.write_bps_device",
+            b.throttle_write_bps_device(),
+        ),
+        (
+            "throttleReadIOPSDevice",
+            "blkio.throttle.read_iops_device",
+            b.throttle_read_iops_device(),
+        ),
+        (
+            "throttleWriteIOPSDevice",
+            "blkio.throttle.write_iops_device",
+            b.throttle_write_iops_device(),
+        ),
     ];
     for (name, file, list) in throttles {
         for (i, d) in list.iter().flatten().enumerate() {
             let field = format!("linux.resources.blockIO.{name}[{i}]");
             let id = dev(&field, d.major(), d.minor())?;
-            out.push(Write::new("blkio", file, format!("{id} {}", d.rate()), field));
+            out.push(Write::new(
+                "blkio",
+                file,
+                format!("{id} {}", d.rate()),
+                field,
+            ));
         }
     }
     Ok(())
@@ -285,7 +371,10 @@ pub(crate) fn device_rule(field: &str, rule: &LinuxDeviceCgroup) -> Result<Strin
         LinuxDeviceType::B => "b",
         LinuxDeviceType::C | LinuxDeviceType::U => "c",
         LinuxDeviceType::P => {
-            return Err(Error::invalid(field, "type p (fifo) is not a device cgroup type"));
+            return Err(Error::invalid(
+                field,
+                "type p (fifo) is not a device cgroup type",
+            ));
         }
     };
     let num = |n: Option<i64>| match n {
@@ -301,5 +390,9 @@ pub(crate) fn device_rule(field: &str, rule: &LinuxDeviceCgroup) -> Result<Strin
             format!("access {access:?} is not a combination of r, w and m"),
         ));
     }
-    Ok(format!("{typ} {}:{} {access}", num(rule.major())?, num(rule.minor())?))
+    Ok(format!(
+        "{typ} {}:{} {access}",
+        num(rule.major())?,
+        num(rule.minor())?
+    ))
 }

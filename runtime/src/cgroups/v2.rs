@@ -24,7 +24,12 @@ pub(crate) fn plan(r: &LinuxResources) -> Result<Vec<Write>> {
         } else {
             "max".into()
         };
-        out.push(Write::new("pids", "pids.max", v, "linux.resources.pids.limit"));
+        out.push(Write::new(
+            "pids",
+            "pids.max",
+            v,
+            "linux.resources.pids.limit",
+        ));
     }
     io(r, &mut out)?;
     for (i, h) in r.hugepage_limits().iter().flatten().enumerate() {
@@ -33,7 +38,12 @@ pub(crate) fn plan(r: &LinuxResources) -> Result<Vec<Write>> {
         if h.limit() < 0 {
             return Err(Error::invalid(field, "negative limit"));
         }
-        out.push(Write::new("hugetlb", format!("hugetlb.{size}.max"), h.limit(), field));
+        out.push(Write::new(
+            "hugetlb",
+            format!("hugetlb.{size}.max"),
+            h.limit(),
+            field,
+        ));
     }
     if r.network().is_some() {
         return Err(unsupported("linux.resources.network", "net_cls/net_prio"));
@@ -70,11 +80,19 @@ fn memory(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
         None => None,
     };
     if let Some(l) = limit {
-        out.push(Write::new("memory", "memory.max", max_or(l), "linux.resources.memory.limit"));
+        out.push(Write::new(
+            "memory",
+            "memory.max",
+            max_or(l),
+            "linux.resources.memory.limit",
+        ));
     }
     if let Some(s) = m.swap() {
         // The spec's swap is memory+swap; v2's memory.swap.max is swap alone.
-        let v = match (byte_limit("linux.resources.memory.swap", s)?, limit.flatten()) {
+        let v = match (
+            byte_limit("linux.resources.memory.swap", s)?,
+            limit.flatten(),
+        ) {
             (None, _) => "max".to_owned(),
             (Some(s), Some(l)) => (s - l).to_string(),
             (Some(_), None) => {
@@ -84,7 +102,12 @@ fn memory(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
                 ));
             }
         };
-        out.push(Write::new("memory", "memory.swap.max", v, "linux.resources.memory.swap"));
+        out.push(Write::new(
+            "memory",
+            "memory.swap.max",
+            v,
+            "linux.resources.memory.swap",
+        ));
     }
     if let Some(res) = m.reservation() {
         let v = byte_limit("linux.resources.memory.reservation", res)?;
@@ -105,7 +128,10 @@ fn memory(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
         return Err(unsupported("linux.resources.memory.kernelTCP", "kmem.tcp"));
     }
     if m.swappiness().is_some() {
-        return Err(unsupported("linux.resources.memory.swappiness", "swappiness"));
+        return Err(unsupported(
+            "linux.resources.memory.swappiness",
+            "swappiness",
+        ));
     }
     if m.disable_oom_killer() == Some(true) {
         return Err(unsupported(
@@ -154,7 +180,9 @@ fn cpu(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
         }
     }
     if quota.is_some() || period.is_some() {
-        let q = quota.filter(|q| *q > 0).map_or("max".to_owned(), |q| q.to_string());
+        let q = quota
+            .filter(|q| *q > 0)
+            .map_or("max".to_owned(), |q| q.to_string());
         let field = if quota.is_some() {
             "linux.resources.cpu.quota"
         } else {
@@ -168,21 +196,39 @@ fn cpu(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
         ));
     }
     if let Some(b) = c.burst() {
-        out.push(Write::new("cpu", "cpu.max.burst", b, "linux.resources.cpu.burst"));
+        out.push(Write::new(
+            "cpu",
+            "cpu.max.burst",
+            b,
+            "linux.resources.cpu.burst",
+        ));
     }
     if c.realtime_runtime().is_some_and(|r| r != 0) || c.realtime_period().is_some_and(|p| p != 0) {
-        return Err(unsupported("linux.resources.cpu.realtimeRuntime", "realtime cpu"));
+        return Err(unsupported(
+            "linux.resources.cpu.realtimeRuntime",
+            "realtime cpu",
+        ));
     }
     if let Some(i) = c.idle() {
         out.push(Write::new("cpu", "cpu.idle", i, "linux.resources.cpu.idle"));
     }
     if let Some(s) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
         let v = cpuset("linux.resources.cpu.cpus", s)?;
-        out.push(Write::new("cpuset", "cpuset.cpus", v, "linux.resources.cpu.cpus"));
+        out.push(Write::new(
+            "cpuset",
+            "cpuset.cpus",
+            v,
+            "linux.resources.cpu.cpus",
+        ));
     }
     if let Some(s) = c.mems().as_deref().filter(|s| !s.is_empty()) {
         let v = cpuset("linux.resources.cpu.mems", s)?;
-        out.push(Write::new("cpuset", "cpuset.mems", v, "linux.resources.cpu.mems"));
+        out.push(Write::new(
+            "cpuset",
+            "cpuset.mems",
+            v,
+            "linux.resources.cpu.mems",
+        ));
     }
     Ok(())
 }
@@ -205,12 +251,20 @@ fn io(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
     if let Some(w) = b.weight() {
         let w = weight("linux.resources.blockIO.weight", w)?;
         out.push(
-            Write::new("io", "io.bfq.weight", format!("default {w}"), "linux.resources.blockIO.weight")
-                .or("io.weight", format!("default {}", blkio_to_io_weight(w))),
+            Write::new(
+                "io",
+                "io.bfq.weight",
+                format!("default {w}"),
+                "linux.resources.blockIO.weight",
+            )
+            .or("io.weight", format!("default {}", blkio_to_io_weight(w))),
         );
     }
     if b.leaf_weight().is_some() {
-        return Err(unsupported("linux.resources.blockIO.leafWeight", "leaf weight"));
+        return Err(unsupported(
+            "linux.resources.blockIO.leafWeight",
+            "leaf weight",
+        ));
     }
     for (i, d) in b.weight_device().iter().flatten().enumerate() {
         let field = format!("linux.resources.blockIO.weightDevice[{i}]");
@@ -227,10 +281,26 @@ fn io(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
         }
     }
     let throttles = [
-        ("throttleReadBpsDevice", "rbps", b.throttle_read_bps_device()),
-        ("throttleWriteBpsDevice", "wbps", b.throttle_write_bps_device()),
-        ("throttleReadIOPSDevice", "riops", b.throttle_read_iops_device()),
-        ("throttleWriteIOPSDevice", "wiops", b.throttle_write_iops_device()),
+        (
+            "throttleReadBpsDevice",
+            "rbps",
+            b.throttle_read_bps_device(),
+        ),
+        (
+            "throttleWriteBpsDevice",
+            "wbps",
+            b.throttle_write_bps_device(),
+        ),
+        (
+            "throttleReadIOPSDevice",
+            "riops",
+            b.throttle_read_iops_device(),
+        ),
+        (
+            "throttleWriteIOPSDevice",
+            "wiops",
+            b.throttle_write_iops_device(),
+        ),
     ];
     for (name, key, list) in throttles {
         for (i, d) in list.iter().flatten().enumerate() {
@@ -241,7 +311,12 @@ fn io(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
             } else {
                 d.rate().to_string()
             };
-            out.push(Write::new("io", "io.max", format!("{id} {key}={rate}"), field));
+            out.push(Write::new(
+                "io",
+                "io.max",
+                format!("{id} {key}={rate}"),
+                field,
+            ));
         }
     }
     Ok(())

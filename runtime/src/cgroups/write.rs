@@ -102,7 +102,9 @@ pub(crate) fn cpuset(field: &str, s: &str) -> Result<String> {
     let ok = !s.is_empty()
         && s.split(',').all(|part| {
             let mut ends = part.splitn(2, '-');
-            let num = |x: Option<&str>| x.is_some_and(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()));
+            let num = |x: Option<&str>| {
+                x.is_some_and(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+            };
             let a = ends.next();
             let b = ends.next();
             num(a) && (b.is_none() || num(b))
@@ -110,6 +112,9 @@ pub(crate) fn cpuset(field: &str, s: &str) -> Result<String> {
     if ok {
         Ok(s.to_owned())
     } else {
-        Err(Error::invalid(field, format!("{s:?} is not a cpu/node list like 0-3,5")))
+        Err(Error::invalid(
+            field,
+            format!("{s:?} is not a cpu/node list like 0-3,5"),
+        ))
     }
 }
