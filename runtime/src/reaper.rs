@@ -13,6 +13,10 @@ use crate::pidfd::PidFd;
 /// Then removes `cgroup`, if given, once the process is gone (killing
 /// anything left in it).
 pub(crate) fn kill_and_reap(process: PidFd, cgroup: Option<CgroupPaths>) {
+    // Nothing left to do: close the pidfd now, not in a task.
+    if process.reaped() && cgroup.is_none() {
+        return;
+    }
     if !process.reaped() {
         let _ = process.signal(libc::SIGKILL);
         if let Some(cg) = &cgroup {

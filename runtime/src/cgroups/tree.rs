@@ -33,31 +33,39 @@ pub(crate) fn create(paths: &mut CgroupPaths) -> Result<()> {
 }
 
 /// `mkdir -p`, copying v1 cpuset's `cpus` and `mems` from the parent into
-/// each new level (a new cpuset cgroup starts empty, and the kernel
-/// refuses to move a process into it: ENOSPC). Whether the leaf was made.
+/// each level that has none (a new cpuset cgroup starts empty, and the
+/// kernel refuses to move a process into it: ENOSPC). Levels made by a
+/// concurrent create may not be filled yet, so every level is checked,
+/// not only the ones made here. Whether the leaf was made here.
 fn make_dir(dir: &Path, cpuset: bool) -> io::Result<bool> {
-    if dir.is_dir() {
-        return Ok(false);
-    }
-    if let Some(parent) = dir.parent() {
-        make_dir(parent, cpuset)?;
-    }
-    match std::fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
-        Err(e) => return Err(e),
-    }
+    let made = if dir.is_dir() {
+        false
+    } else {
+        if let Some(parent) = dir.parent() {
+            make_dir(parent, cpuset)?;
+        }
+        match std::fs::create_dir(dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(e),
+        }
+    };
     if cpuset {
-        let parent = dir.parent().expect("a made cgroup has a parent");
-        for file in ["cpuset.cpus", "cpuset.mems"] {
-            let mine = std::fs::read_to_string(dir.join(file))?;
-            if mine.trim().is_empty() {
-                let theirs = std::fs::read_to_string(parent.join(file))?;
-                std::fs::write(dir.join(file), theirs.trim())?;
-            }
+        fill_cpuset(dir)?;
+    }
+    Ok(made)
+}
+
+fn fill_cpuset(dir: &Path) -> io::Result<()> {
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let mine = std::fs::read_to_string(dir.join(file))?;
+        if mine.trim().is_empty() {
+            let parent = dir.parent().expect("an empty cpuset is not the root");
+            let theirs = std::fs::read_to_string(parent.join(file))?;
+            write_file(&dir.join(file), theirs.trim())?;
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Applies `writes`, in order.
