@@ -3,6 +3,7 @@
 //! This crate parses runc's flags, prints runc's formats and maps errors
 //! to runc's exit codes; every container operation is a library call.
 
+mod cgroups;
 mod console;
 mod exec;
 mod lifecycle;
@@ -124,6 +125,37 @@ enum Command {
         #[arg(long, short = 'q')]
         quiet: bool,
     },
+    /// Freeze every process of a container.
+    Pause {
+        /// Container id.
+        id: String,
+    },
+    /// Thaw a paused container.
+    Resume {
+        /// Container id.
+        id: String,
+    },
+    /// Change the resource limits of a running container.
+    Update(cgroups::UpdateArgs),
+    /// Print resource usage events (JSON, one per line).
+    Events {
+        /// Print one stats event and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Time between stats events.
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        /// Container id.
+        id: String,
+    },
+    /// List the processes of a container.
+    Ps {
+        /// table or json.
+        #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        /// Container id.
+        id: String,
+    },
     /// Write a default config.json.
     Spec {
         /// Where to write it.
@@ -167,6 +199,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Kill { id, signal, all: _ } => query::kill(&rt, &id, signal.as_deref()),
         Command::Delete { id, force } => query::delete(&rt, &id, force).await,
         Command::List { format, quiet } => query::list(&rt, &format, quiet),
+        Command::Pause { id } => cgroups::pause(&rt, &id).await,
+        Command::Resume { id } => cgroups::resume(&rt, &id).await,
+        Command::Update(args) => cgroups::update(&rt, args),
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => cgroups::events(&rt, &id, stats, &interval).await,
+        Command::Ps { id, format } => cgroups::ps(&rt, &id, &format),
         Command::Spec { bundle } => spec::write(&bundle, cli.rootless.as_deref() == Some("true")),
     }
 }

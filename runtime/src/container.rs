@@ -10,6 +10,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use corral_protocol::{LogLevel, LogRecord, StartVia, ToParent};
 use tracing::{debug, info};
 
+use crate::cgroups::CgroupPaths;
+use crate::cgroups::tree::Entry;
 use crate::channel::InitSocket;
 use crate::console::Console;
 use crate::error::{Error, Result};
@@ -43,6 +45,7 @@ pub struct Container {
     stderr: Option<ContainerOutput>,
     console: Option<Console>,
     stored: Option<StoredState>,
+    cgroup: Option<CgroupPaths>,
 }
 
 impl Container {
@@ -208,6 +211,12 @@ impl Container {
             .wait()
             .await
             .map_err(|e| Error::sys("waitid on pidfd", e))?;
+        let oom = self
+            .cgroup
+            .as_ref()
+            .and_then(crate::cgroups::stats::oom_kills)
+            .is_some_and(|n| n > 0);
+        let status = status.with_oom_killed(oom);
         info!(container_id = %self.id, %status, "exited");
         Ok(status)
     }
@@ -219,7 +228,11 @@ impl Container {
                 format!("pidfd_send_signal {signal} to container {:?}", self.id),
                 e,
             )
-        })
+        })?;
+        if let Some(cg) = &self.cgroup {
+            crate::cgroups::thaw_after_kill(cg, signal);
+        }
+        Ok(())
     }
 
     /// Removes what `create` made (the state dir, if any). The process must
@@ -233,16 +246,18 @@ impl Container {
         {
             return Err(self.state_error("delete"));
         }
+        self.remove_cgroup().await?;
         self.remove_state()
     }
 
     /// Kills the process if it still runs, reaps it, then deletes.
     pub async fn force_delete(mut self) -> Result<()> {
-        let _ = self.process().signal(libc::SIGKILL);
+        let _ = self.kill(libc::SIGKILL);
         self.process()
             .wait()
             .await
             .map_err(|e| Error::sys("waitid on pidfd", e))?;
+        self.remove_cgroup().await?;
         self.remove_state()
     }
 
@@ -251,6 +266,62 @@ impl Container {
     /// stays for later commands.
     pub fn detach(mut self) {
         self.process = None;
+        self.cgroup = None;
+    }
+
+    /// Removes the cgroup once its last process has left (leftovers are
+    /// killed first).
+    async fn remove_cgroup(&mut self) -> Result<()> {
+        if let Some(cg) = &self.cgroup {
+            crate::cgroups::tree::remove(cg).await?;
+        }
+        self.cgroup = None;
+        Ok(())
+    }
+
+    /// The container's cgroup, if it has one.
+    pub fn cgroup(&self) -> Option<&CgroupPaths> {
+        self.cgroup.as_ref()
+    }
+
+    fn cgroup_or_err(&self) -> Result<&CgroupPaths> {
+        self.cgroup
+            .as_ref()
+            .ok_or_else(|| Error::unsupported("linux.cgroupsPath", "this container has no cgroup"))
+    }
+
+    /// Freezes every process of the container; returns once all are
+    /// frozen (v2: `cgroup.events`; v1: see `docs/architecture.md`).
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe: a cancelled pause may leave the container frozen;
+    /// [`Container::resume`] thaws it.
+    pub async fn pause(&self) -> Result<()> {
+        crate::cgroups::freezer::freeze(self.cgroup_or_err()?).await
+    }
+
+    /// Thaws a paused container.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: the thaw is written before the first await.
+    pub async fn resume(&self) -> Result<()> {
+        crate::cgroups::freezer::thaw(self.cgroup_or_err()?).await
+    }
+
+    /// Resource usage now.
+    pub fn stats(&self) -> Result<crate::Stats> {
+        Ok(crate::cgroups::stats::read(self.cgroup_or_err()?))
+    }
+
+    /// Changes the container's resource limits (`corral update`). Invalid
+    /// values are refused before anything is written.
+    pub fn update(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        crate::cgroups::update(self.cgroup_or_err()?, resources)
+    }
+
+    /// Host pids of every process in the container's cgroup.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        Ok(crate::cgroups::tree::pids(self.cgroup_or_err()?))
     }
 
     fn remove_state(&mut self) -> Result<()> {
@@ -276,8 +347,14 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        if let Some(process) = self.process.take() {
-            crate::reaper::kill_and_reap(process);
+        let cgroup = self.cgroup.take();
+        match self.process.take() {
+            Some(process) => crate::reaper::kill_and_reap(process, cgroup),
+            None => {
+                if let Some(cg) = cgroup {
+                    crate::cgroups::tree::remove_blocking(&cg);
+                }
+            }
         }
     }
 }
@@ -303,6 +380,7 @@ pub(crate) async fn create(
             });
         }
     }
+    let cgroup = crate::cgroups::prepare(runtime.cgroups(), &id, &spec)?;
     let rootfs = spec.rootfs()?;
     check_rootfs(&rootfs)?;
     let state_dir = runtime.state_dir_opt().cloned();
@@ -312,7 +390,17 @@ pub(crate) async fn create(
     let mut guard = Abort {
         process: None,
         state: state_dir.clone().map(|d| (d, id.clone())),
+        cgroup: None,
     };
+    if let Some(prepared) = cgroup {
+        match crate::cgroups::make(prepared) {
+            Ok(paths) => guard.cgroup = paths,
+            Err(e) => {
+                guard.abort().await;
+                return Err(e);
+            }
+        }
+    }
     let made = match spawn_and_handshake(&runtime, &id, &plan, opts, &mut guard).await {
         Ok(made) => made,
         Err(e) => {
@@ -325,17 +413,20 @@ pub(crate) async fn create(
         .take()
         .expect("a spawned child is in the guard");
     let mut container = made.into_container(runtime, id, process);
+    container.cgroup = guard.cgroup.take();
     if let Some(dir) = state_dir {
         let stored = match stored_state(&container, &spec, rootfs) {
             Ok(stored) => stored,
             Err(e) => {
                 guard.process = container.process.take();
+                guard.cgroup = container.cgroup.take();
                 guard.abort().await;
                 return Err(e);
             }
         };
         if let Err(e) = dir.write(&stored) {
             guard.process = container.process.take();
+            guard.cgroup = container.cgroup.take();
             guard.abort().await;
             return Err(e);
         }
@@ -353,6 +444,8 @@ pub(crate) async fn create(
 struct Abort {
     process: Option<PidFd>,
     state: Option<(crate::state::StateDir, String)>,
+    /// Removed after the process is gone.
+    cgroup: Option<CgroupPaths>,
 }
 
 impl Abort {
@@ -360,6 +453,9 @@ impl Abort {
         if let Some(process) = self.process.take() {
             let _ = process.signal(libc::SIGKILL);
             let _ = process.wait().await;
+        }
+        if let Some(cg) = self.cgroup.take() {
+            let _ = crate::cgroups::tree::remove(&cg).await;
         }
         if let Some((dir, id)) = self.state.take() {
             let _ = dir.remove(&id);
@@ -369,8 +465,14 @@ impl Abort {
 
 impl Drop for Abort {
     fn drop(&mut self) {
-        if let Some(process) = self.process.take() {
-            crate::reaper::kill_and_reap(process);
+        let cgroup = self.cgroup.take();
+        match self.process.take() {
+            Some(process) => crate::reaper::kill_and_reap(process, cgroup),
+            None => {
+                if let Some(cg) = cgroup {
+                    crate::cgroups::tree::remove_blocking(&cg);
+                }
+            }
         }
         if let Some((dir, id)) = self.state.take() {
             let _ = dir.remove(&id);
@@ -403,6 +505,7 @@ fn stored_state(c: &Container, spec: &Spec, rootfs: std::path::PathBuf) -> Resul
         rootfs,
         created: rfc3339_now(),
         started: false,
+        cgroup: c.cgroup.clone(),
         annotations: spec
             .oci()
             .annotations()
@@ -438,6 +541,7 @@ impl Made {
             stderr: stderr.map(|fd| stdio::into_output(fd).expect(reg)),
             console: self.console.map(|fd| Console::new(fd).expect(reg)),
             stored: None,
+            cgroup: None,
         }
     }
 }
@@ -479,22 +583,30 @@ async fn spawn_and_handshake(
     let wait_fd = maps_pipe.as_ref().map(|(r, _)| r.as_fd());
     let join = opened.join();
     let ns = NsPlan {
+        wait_for_maps: wait_fd,
         join: &join,
         pid: opened.pid(),
         joined_user: joins.joined_user,
         new_time: joins.new_time.as_deref().map(str::as_bytes),
     };
-    // sync 0: clone3 into the namespaces; the child execs corral-init.
+    let entry = guard
+        .cgroup
+        .as_ref()
+        .map(crate::cgroups::tree::open_entry)
+        .transpose()?;
+    // sync 0: clone3 into the namespaces (and the cgroup); the child execs
+    // corral-init.
     let spawned = clone_init(
         runtime,
         &prepared,
         child_end.as_fd(),
         clone_flags,
-        wait_fd,
         &ns,
         detach,
+        entry.as_ref(),
     )?;
     drop(child_end);
+    drop(entry);
     let [p0, p1, p2] = prepared;
     let stdio = [p0.parent, p1.parent, p2.parent];
     debug!(pid = spawned.pid.as_raw_nonzero().get(), "cloned");
@@ -519,8 +631,11 @@ async fn spawn_and_handshake(
     })
 }
 
-/// Joined namespaces and a new time namespace, for `clone_init`.
+/// Joined namespaces, a new time namespace and the user namespace
+/// handshake, for `clone_init`.
 struct NsPlan<'a> {
+    /// The pipe the child waits on for its id maps.
+    wait_for_maps: Option<std::os::fd::BorrowedFd<'a>>,
     join: &'a [(std::os::fd::BorrowedFd<'a>, i32)],
     pid: Option<std::os::fd::BorrowedFd<'a>>,
     joined_user: bool,
@@ -533,9 +648,9 @@ fn clone_init(
     prepared: &[stdio::Prepared; 3],
     child_end: std::os::fd::BorrowedFd<'_>,
     clone_flags: u64,
-    wait_for_maps: Option<std::os::fd::BorrowedFd<'_>>,
     ns: &NsPlan<'_>,
     detach: bool,
+    cgroup: Option<&Entry>,
 ) -> Result<sys::Spawned> {
     let binary = runtime.init_binary()?;
     // argv[1] names INIT_SOCKET_FD.
@@ -544,6 +659,19 @@ fn clone_init(
     let exec = match binary.fd() {
         Some(fd) => InitExec::Fd(fd),
         None => InitExec::Path(binary.path().expect("an init binary is a memfd or a path")),
+    };
+    let procs: Vec<std::os::fd::BorrowedFd<'_>> = match cgroup {
+        Some(Entry::Procs(fds)) => fds.iter().map(|f| f.as_fd()).collect(),
+        _ => Vec::new(),
+    };
+    // With a cgroup of its own, the child joins its cgroup namespace after
+    // it is placed (sys.rs), not at clone time.
+    let newcgroup = libc::CLONE_NEWCGROUP as u64;
+    let unshare_cgroupns = cgroup.is_some() && clone_flags & newcgroup != 0;
+    let clone_flags = if cgroup.is_some() {
+        clone_flags & !newcgroup
+    } else {
+        clone_flags
     };
     let child = ChildPlan {
         stdio: [
@@ -557,12 +685,17 @@ fn clone_init(
         argv: &argv,
         envp: &envp,
         kill_on_parent_death: !detach,
-        wait_for_maps,
+        wait_for_maps: ns.wait_for_maps,
         join: ns.join,
         become_root: ns.joined_user,
         new_time: ns.new_time,
         join_pid: ns.pid,
-        cgroup: None,
+        cgroup: match cgroup {
+            Some(Entry::Dir(fd)) => Some(fd.as_fd()),
+            _ => None,
+        },
+        cgroup_procs: &procs,
+        unshare_cgroupns,
     };
     sys::spawn_init(clone_flags, &child).map_err(|e| Error::sys("clone3", e))
 }

@@ -248,7 +248,7 @@ impl ExecProcess {
 impl Drop for ExecProcess {
     fn drop(&mut self) {
         if let Some(process) = self.process.take() {
-            crate::reaper::kill_and_reap(process);
+            crate::reaper::kill_and_reap(process, None);
         }
     }
 }
@@ -272,7 +272,7 @@ impl Abort {
 impl Drop for Abort {
     fn drop(&mut self) {
         for process in [self.first.take(), self.child.take()].into_iter().flatten() {
-            crate::reaper::kill_and_reap(process);
+            crate::reaper::kill_and_reap(process, None);
         }
     }
 }
@@ -378,6 +378,8 @@ fn clone_exec_init(
         new_time: None,
         join_pid: None,
         cgroup: cgroups.clone_into(),
+        cgroup_procs: &[],
+        unshare_cgroupns: false,
     };
     sys::spawn_init(0, &plan).map_err(|e| Error::sys("clone3", e))
 }

@@ -21,6 +21,7 @@
 
 mod cgroup_join;
 mod cgroup_layout;
+mod cgroups;
 mod channel;
 mod console;
 mod container;
@@ -41,6 +42,10 @@ mod stored;
 mod sys;
 mod userns;
 
+pub use cgroups::{
+    BlkioEntry, BlkioStats, CgroupDir, CgroupPaths, CpuStats, CpuUsage, HugetlbStats, MemoryEntry,
+    MemoryStats, PidsStats, Stats, Throttling,
+};
 pub use console::Console;
 pub use container::Container;
 pub use corral_protocol::{InitError, Step};

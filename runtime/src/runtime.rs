@@ -29,6 +29,7 @@ struct Inner {
     init: std::sync::OnceLock<InitBinary>,
     init_path: Option<(PathBuf, bool)>,
     layout: Layout,
+    cgroups: crate::cgroups::Setup,
     state_dir: Option<StateDir>,
     original_nofile: Option<(u64, u64)>,
 }
@@ -59,6 +60,10 @@ impl Runtime {
 
     pub(crate) fn layout(&self) -> &Layout {
         &self.inner.layout
+    }
+
+    pub(crate) fn cgroups(&self) -> &crate::cgroups::Setup {
+        &self.inner.cgroups
     }
 
     pub(crate) fn init_binary(&self) -> Result<&InitBinary> {
@@ -93,6 +98,7 @@ pub struct RuntimeBuilder {
     state_dir: Option<PathBuf>,
     init_path: Option<PathBuf>,
     seal_init: bool,
+    cgroup_v2_root: Option<PathBuf>,
 }
 
 impl RuntimeBuilder {
@@ -113,11 +119,24 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Puts containers in the cgroup2 hierarchy at `dir` instead of the
+    /// detected cgroups: every `linux.cgroupsPath` (absolute or relative)
+    /// and the default `corral/<id>` is taken under `dir`. For hosts with
+    /// more than one hierarchy (a hybrid host's `unified` mount).
+    pub fn cgroup_v2_root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cgroup_v2_root = Some(dir.into());
+        self
+    }
+
     /// Prepares the runtime: reads the host's cgroup layout. The init
     /// binary is sealed into its memfd at the first `create`.
     pub fn build(self) -> Result<Runtime> {
         let original_nofile = raise_nofile_limit();
         let layout = Layout::detect().map_err(|e| Error::sys("read the cgroup layout", e))?;
+        let cgroups = match &self.cgroup_v2_root {
+            Some(dir) => crate::cgroups::Setup::v2_at(dir),
+            None => crate::cgroups::Setup::detect(&layout),
+        };
         let state_dir = self.state_dir.map(StateDir::new);
         let init_path = self.init_path.map(|p| (p, self.seal_init));
         let inner = Inner {
@@ -125,6 +144,7 @@ impl RuntimeBuilder {
             init_path,
             original_nofile,
             layout,
+            cgroups,
             state_dir,
         };
         Ok(Runtime {

@@ -44,6 +44,9 @@ pub struct StoredState {
     pub started: bool,
     /// The config's annotations.
     pub annotations: BTreeMap<String, String>,
+    /// The container's cgroup, if it has one.
+    #[serde(default)]
+    pub cgroup: Option<crate::cgroups::CgroupPaths>,
 }
 
 /// Lifecycle status, as the OCI runtime spec names it.
@@ -338,6 +341,7 @@ mod tests {
             created: rfc3339_now(),
             started: false,
             annotations: BTreeMap::new(),
+            cgroup: None,
         };
         dir.write(&st).unwrap();
         assert_eq!(dir.read("c1").unwrap(), st);

@@ -8,6 +8,7 @@ pub struct ExitStatus {
     code: Option<i32>,
     signal: Option<i32>,
     core_dumped: bool,
+    oom_killed: bool,
 }
 
 impl ExitStatus {
@@ -16,6 +17,7 @@ impl ExitStatus {
             code: Some(code),
             signal: None,
             core_dumped: false,
+            oom_killed: false,
         }
     }
 
@@ -24,7 +26,22 @@ impl ExitStatus {
             code: None,
             signal: Some(signal),
             core_dumped,
+            oom_killed: false,
         }
+    }
+
+    /// The same status, marked as ended by the cgroup's OOM killer.
+    pub(crate) fn with_oom_killed(mut self, oom_killed: bool) -> Self {
+        self.oom_killed = oom_killed;
+        self
+    }
+
+    /// Whether the container's cgroup OOM-killed a process (v1
+    /// `memory.oom_control`, v2 `memory.events` `oom_kill` > 0). The
+    /// container's main process may have died of it (a `SIGKILL`), or
+    /// exited after a child of it was killed.
+    pub fn oom_killed(&self) -> bool {
+        self.oom_killed
     }
 
     /// The exit code, if the process exited.
@@ -66,6 +83,9 @@ impl fmt::Display for ExitStatus {
                 write!(f, "signal {signal}")?;
                 if self.core_dumped {
                     f.write_str(" (core dumped)")?;
+                }
+                if self.oom_killed {
+                    f.write_str(" (OOM-killed)")?;
                 }
                 Ok(())
             }

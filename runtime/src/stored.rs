@@ -112,8 +112,13 @@ impl Runtime {
         let dir = self.state_dir()?;
         let stored = dir.read(id)?;
         let pidfd = self.live_pidfd(&stored, "kill")?;
-        crate::sys::pidfd_send_signal(pidfd.as_fd(), signal)
-            .map_err(|e| Error::sys(format!("pidfd_send_signal {signal} to container {id:?}"), e))
+        crate::sys::pidfd_send_signal(pidfd.as_fd(), signal).map_err(|e| {
+            Error::sys(format!("pidfd_send_signal {signal} to container {id:?}"), e)
+        })?;
+        if let Some(cg) = &stored.cgroup {
+            crate::cgroups::thaw_after_kill(cg, signal);
+        }
+        Ok(())
     }
 
     /// Deletes container `id` (`corral delete`). A created container is
@@ -141,10 +146,16 @@ impl Runtime {
                     }
                 })
                 .map_err(|e| Error::sys(format!("kill container {id:?}"), e))?;
+            if let Some(cg) = &stored.cgroup {
+                crate::cgroups::thaw_after_kill(cg, libc::SIGKILL);
+            }
             let _ = exited
                 .readable()
                 .await
                 .map_err(|e| Error::sys("wait for exit", e))?;
+        }
+        if let Some(cg) = &stored.cgroup {
+            crate::cgroups::tree::remove(cg).await?;
         }
         dir.remove(id)
     }

@@ -22,6 +22,9 @@
 //! | `read FILE`      | writes the raw contents of FILE to stdout (not JSON)        |
 //! | `mkdir DIR`      | `mkdir(DIR)`; prints the errno as a JSON number, 0 for none |
 //! | `getpid`         | prints `getpid()` as a JSON number                          |
+//! | `alloc MIB`      | allocates and touches MIB MiB, one MiB at a time, exits 0   |
+//! | `fork N`         | starts N `/probe pause` children; JSON `{"started":k,"error":e}` (e null when all started), then kills them |
+//! | `count`          | writes 1, 2, 3, ... one per line to stdout, forever (not JSON) |
 //!
 //! Exit status: 0 on success, 1 when the operation fails (the error is on
 //! stderr), 2 for an unknown command or bad arguments, 3 when `signal-self`
@@ -67,6 +70,9 @@ fn main() {
         "read" => cmd_read(rest),
         "mkdir" => cmd_mkdir(rest),
         "getpid" => emit_json(&Json::Int(i64::from(std::process::id()))),
+        "alloc" => cmd_alloc(rest),
+        "fork" => cmd_fork(rest),
+        "count" => cmd_count(),
         other => Err(Fail::usage(format!("unknown command {other:?}"))),
     };
     if let Err(fail) = result {
@@ -615,6 +621,53 @@ fn ioctl(_fd: i32, _request: usize, _arg: usize) -> io::Result<()> {
         io::ErrorKind::Unsupported,
         "winsize is implemented for x86_64 and aarch64 only",
     ))
+}
+
+fn cmd_alloc(rest: &[OsString]) -> Res {
+    let raw = arg(rest, 0, "alloc MIB")?;
+    let mib = raw.to_str().and_then(|s| s.parse::<usize>().ok());
+    let mib = mib.ok_or_else(|| Fail::usage(format!("{raw:?} is not a number of MiB")))?;
+    let mut keep: Vec<Vec<u8>> = Vec::with_capacity(mib);
+    for _ in 0..mib {
+        // Non-zero bytes, so that every page is really touched.
+        keep.push(vec![0x5a; 1 << 20]);
+    }
+    std::hint::black_box(&keep);
+    Ok(())
+}
+
+fn cmd_fork(rest: &[OsString]) -> Res {
+    let raw = arg(rest, 0, "fork N")?;
+    let n = raw.to_str().and_then(|s| s.parse::<usize>().ok());
+    let n = n.ok_or_else(|| Fail::usage(format!("{raw:?} is not a count")))?;
+    let mut children = Vec::new();
+    let mut error = Json::Null;
+    for _ in 0..n {
+        match std::process::Command::new("/probe").arg("pause").spawn() {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                error = Json::str(e.to_string());
+                break;
+            }
+        }
+    }
+    let started = children.len() as i64;
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    emit_json(&Json::Obj(vec![("started", Json::Int(started)), ("error", error)]))
+}
+
+fn cmd_count() -> Res {
+    let mut out = io::stdout().lock();
+    let mut n: u64 = 0;
+    loop {
+        n += 1;
+        writeln!(out, "{n}")
+            .and_then(|_| out.flush())
+            .map_err(|e| Fail::io("write stdout".into(), e))?;
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -85,18 +85,19 @@ async fn unsupported_field_is_refused_before_anything_starts() {
     let _serial = CHILDREN.lock().await;
     let before = child_count();
     let mut spec = probe_spec(&["/bin/true"]);
+    let resources = serde_json::json!({"rdma": {"mlx5_0": {"hcaHandles": 3}}});
     spec.oci_mut()
         .linux_mut()
         .as_mut()
         .unwrap()
-        .set_cgroups_path(Some("/x".into()));
+        .set_resources(Some(serde_json::from_value(resources).unwrap()));
     let err = runtime()
         .create(unique_id("unsup"), spec)
         .await
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "unsupported: linux.cgroupsPath: per-container cgroups are not implemented yet"
+        "unsupported: linux.resources.rdma: rdma limits are not implemented"
     );
     assert_eq!(child_count(), before);
 }

@@ -158,12 +158,6 @@ fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
     let Some(linux) = oci.linux() else {
         return Ok(());
     };
-    if linux.resources().as_ref().is_some_and(resources_requested) {
-        return later("linux.resources", "cgroup resource limits");
-    }
-    if linux.cgroups_path().is_some() {
-        return later("linux.cgroupsPath", "per-container cgroups");
-    }
     if linux.intel_rdt().is_some() {
         return later("linux.intelRdt", "Intel RDT settings");
     }
@@ -187,7 +181,7 @@ fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
 }
 
 /// Whether a `linux.resources` object asks for anything.
-fn resources_requested(r: &oci_spec::runtime::LinuxResources) -> bool {
+pub(crate) fn resources_requested(r: &oci_spec::runtime::LinuxResources) -> bool {
     r.devices().as_ref().is_some_and(|d| !d.is_empty())
         || r.memory().is_some()
         || r.cpu().is_some()

@@ -98,10 +98,11 @@ fn runc_default_config_translates() {
 }
 
 #[test]
-fn resources_are_refused_until_cgroups_land() {
+fn resources_and_cgroups_path_are_left_to_the_cgroup_plan() {
     let mut v = runc_default();
     v["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
-    assert!(err_of(v).starts_with("unsupported: linux.resources"));
+    v["linux"]["cgroupsPath"] = json!("/a/b");
+    plan_of(v).unwrap();
 }
 
 #[test]

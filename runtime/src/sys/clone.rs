@@ -81,6 +81,12 @@ pub struct ChildPlan<'a> {
     pub join_pid: Option<BorrowedFd<'a>>,
     /// A cgroup v2 directory to create the child in (`CLONE_INTO_CGROUP`).
     pub cgroup: Option<BorrowedFd<'a>>,
+    /// v1: `cgroup.procs` of each of the container's hierarchies, open for
+    /// writing; the child writes `0` (itself) to each before anything else.
+    pub cgroup_procs: &'a [BorrowedFd<'a>],
+    /// `unshare(CLONE_NEWCGROUP)` once placed, so that the namespace's root
+    /// is the container's cgroup (at `clone3` time it would be ours).
+    pub unshare_cgroupns: bool,
 }
 
 /// A new child: its host pid and a pidfd.
@@ -302,7 +308,7 @@ mod vfork {
 /// the init socket closes before the init could speak.
 pub(super) fn child_after_clone(plan: &ChildPlan<'_>) -> ! {
     // SAFETY: every call below is a raw syscall listed as async-signal-safe
-    // in signal-safety(7) (prctl, read, fcntl, dup2, execve, _exit), or a
+    // in signal-safety(7) (prctl, read, write, fcntl, dup2, execve, _exit), or a
     // thin libc wrapper that only traps and takes no lock (setns, unshare,
     // syscall(2) for setresuid/setresgid, which change this thread's, the
     // only thread's, credentials, and execveat); the fds and strings were
@@ -311,6 +317,20 @@ pub(super) fn child_after_clone(plan: &ChildPlan<'_>) -> ! {
     // thread sleeps in CLONE_VFORK until this exec (and no other thread
     // touches what the plan points to).
     unsafe {
+        // v1 placement, first of all, so that nothing the child does is
+        // charged to the runtime's cgroup. The child moves itself ("0" is
+        // the writer, cgroups(7)), rather than the parent writing its pid
+        // after clone3: that would race with the child running on into
+        // corral-init, and a pipe handshake to close the race costs a
+        // round trip for nothing.
+        for fd in plan.cgroup_procs {
+            if libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
+                child_fail();
+            }
+        }
+        if plan.unshare_cgroupns && libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
+            child_fail();
+        }
         if let Some(fd) = plan.wait_for_maps {
             wait_for_parent(fd.as_raw_fd());
             // Our ids are still the parent's (host) ids, which the maps
