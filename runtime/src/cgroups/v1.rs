@@ -8,7 +8,7 @@
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
-use super::write::{Write, byte_limit, check_swap, cpuset, dev, page_size};
+use super::write::{Write, byte_limit, check_swap, cpuset, dev, hugetlb, pids, refuse_rdma};
 use crate::error::{Error, Result};
 
 /// The writes for `r` on a v1 host.
@@ -16,33 +16,10 @@ pub(crate) fn plan(r: &LinuxResources) -> Result<Vec<Write>> {
     let mut out = Vec::new();
     memory(r, &mut out)?;
     cpu(r, &mut out)?;
-    if let Some(p) = r.pids() {
-        let v = if p.limit() > 0 {
-            p.limit().to_string()
-        } else {
-            "max".into()
-        };
-        out.push(Write::new(
-            "pids",
-            "pids.max",
-            v,
-            "linux.resources.pids.limit",
-        ));
-    }
+    pids(r, &mut out);
     blkio(r, &mut out)?;
-    for (i, h) in r.hugepage_limits().iter().flatten().enumerate() {
-        let field = format!("linux.resources.hugepageLimits[{i}]");
-        let size = page_size(&field, h.page_size())?;
-        if h.limit() < 0 {
-            return Err(Error::invalid(field, "negative limit"));
-        }
-        out.push(Write::new(
-            "hugetlb",
-            format!("hugetlb.{size}.limit_in_bytes"),
-            h.limit(),
-            field,
-        ));
-    }
+    hugetlb(r, "limit_in_bytes", &mut out)?;
+    refuse_rdma(r)?;
     if let Some(n) = r.network() {
         if let Some(id) = n.class_id() {
             out.push(Write::new(
@@ -60,12 +37,6 @@ pub(crate) fn plan(r: &LinuxResources) -> Result<Vec<Write>> {
                 format!("linux.resources.network.priorities[{i}]"),
             ));
         }
-    }
-    if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
-        return Err(Error::unsupported(
-            "linux.resources.rdma",
-            "rdma limits are not implemented",
-        ));
     }
     if r.unified().as_ref().is_some_and(|m| !m.is_empty()) {
         return Err(Error::unsupported(

@@ -1,6 +1,8 @@
 //! [`Write`]: one cgroup file write, the unit of every resource plan, and
 //! the value checks v1 and v2 share.
 
+use oci_spec::runtime::LinuxResources;
+
 use crate::error::{Error, Result};
 
 /// One file to write in the container's cgroup.
@@ -117,4 +119,51 @@ pub(crate) fn cpuset(field: &str, s: &str) -> Result<String> {
             format!("{s:?} is not a cpu/node list like 0-3,5"),
         ))
     }
+}
+
+/// `pids.max`: the same file and values on v1 and v2.
+pub(crate) fn pids(r: &LinuxResources, out: &mut Vec<Write>) {
+    if let Some(p) = r.pids() {
+        let v = if p.limit() > 0 {
+            p.limit().to_string()
+        } else {
+            "max".into()
+        };
+        out.push(Write::new(
+            "pids",
+            "pids.max",
+            v,
+            "linux.resources.pids.limit",
+        ));
+    }
+}
+
+/// `hugetlb.<size>.<file>` for each limit: `limit_in_bytes` on v1, `max`
+/// on v2.
+pub(crate) fn hugetlb(r: &LinuxResources, file: &str, out: &mut Vec<Write>) -> Result<()> {
+    for (i, h) in r.hugepage_limits().iter().flatten().enumerate() {
+        let field = format!("linux.resources.hugepageLimits[{i}]");
+        let size = page_size(&field, h.page_size())?;
+        if h.limit() < 0 {
+            return Err(Error::invalid(field, "negative limit"));
+        }
+        out.push(Write::new(
+            "hugetlb",
+            format!("hugetlb.{size}.{file}"),
+            h.limit(),
+            field,
+        ));
+    }
+    Ok(())
+}
+
+/// rdma limits are refused on both versions.
+pub(crate) fn refuse_rdma(r: &LinuxResources) -> Result<()> {
+    if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
+        return Err(Error::unsupported(
+            "linux.resources.rdma",
+            "rdma limits are not implemented",
+        ));
+    }
+    Ok(())
 }
