@@ -486,7 +486,7 @@ async fn v2_kill_of_a_frozen_container_and_removal() {
 }
 
 #[tokio::test]
-async fn v2_device_rules_are_refused_as_unsupported() {
+async fn v2_device_program_denies_dev_null_and_keeps_the_defaults() {
     require_root();
     let Some(rt) = v2_runtime() else {
         skip_unless!(
@@ -495,15 +495,36 @@ async fn v2_device_rules_are_refused_as_unsupported() {
         );
         return;
     };
-    let id = unique_id("v2dev");
-    let spec = with_resources(
-        &["/probe"],
-        serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]}),
-    );
-    let e = rt.create(&id, spec).await.unwrap_err();
-    assert!(
-        matches!(&e, corral::Error::Unsupported { field, .. } if field == "linux.resources.devices"),
-        "{e}"
-    );
-    assert!(!Path::new(&format!("{UNIFIED}/corral/{id}")).exists());
+    let read = |path: &str, rules: serde_json::Value| {
+        let rt = rt.clone();
+        let spec = with_resources(&["/probe", "read", path], rules);
+        async move {
+            let id = unique_id("v2dev");
+            let mut c = rt
+                .create(&id, spec)
+                .stderr(Stdio::piped())
+                .stdout(Stdio::null())
+                .await
+                .unwrap();
+            let mut err = c.take_stderr().unwrap();
+            c.start().await.unwrap();
+            let mut text = String::new();
+            err.read_to_string(&mut text).await.unwrap();
+            let code = c.wait().await.unwrap().code();
+            c.delete().await.unwrap();
+            assert!(!Path::new(&format!("{UNIFIED}/corral/{id}")).exists());
+            (code, text)
+        }
+    };
+    let deny_null = serde_json::json!({"devices": [
+        {"allow": false, "access": "rwm"},
+        {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    ]});
+    let (code, text) = read("/dev/null", deny_null).await;
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("Operation not permitted"), "{text}");
+    // Under a deny-all rule alone the default devices stay usable.
+    let deny_all = serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]});
+    let (code, text) = read("/dev/null", deny_all).await;
+    assert_eq!(code, Some(0), "{text}");
 }

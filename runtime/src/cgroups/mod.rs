@@ -19,6 +19,7 @@
 //! This module does not decide when things happen: `container` calls it.
 
 pub(crate) mod by_id;
+pub(crate) mod device_program;
 pub(crate) mod events;
 pub(crate) mod freezer;
 pub(crate) mod path;

@@ -98,6 +98,9 @@ pub(crate) fn apply(paths: &CgroupPaths, writes: &[Write]) -> Result<()> {
 }
 
 fn write_one(paths: &CgroupPaths, w: &Write) -> Result<()> {
+    if w.file == super::device_program::PSEUDO_FILE {
+        return attach_device_program(paths, w);
+    }
     let dir = paths.dir_of(w.controller).ok_or_else(|| {
         Error::unsupported(
             &w.field,
@@ -330,4 +333,21 @@ pub(crate) fn remove_blocking(paths: &CgroupPaths) {
         let _ = rustix::event::poll(&mut pfd, Some(&timeout));
     }
     let _ = rmdir_all(paths);
+}
+
+/// v2 device rules: compile them and attach the program to the cgroup.
+fn attach_device_program(paths: &CgroupPaths, w: &Write) -> Result<()> {
+    let insns = super::device_program::compile(&w.value)?;
+    let dir = paths
+        .dir_of("")
+        .ok_or_else(|| Error::unsupported(&w.field, "no cgroup v2 directory"))?;
+    let fd = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::sys(format!("open cgroup {dir:?}"), e))?;
+    debug!(path = ?dir, instructions = insns.len(), "attach device program");
+    crate::sys::bpf::attach_device_program(std::os::fd::AsFd::as_fd(&fd), &insns)
+        .map_err(|e| Error::sys(format!("attach the device program to cgroup {dir:?}"), e))
 }

@@ -316,23 +316,36 @@ const DEFAULT_ALLOWED: &[&str] = &[
 /// The device allow/deny list, in spec order, as `devices.allow` and
 /// `devices.deny` writes.
 pub(crate) fn devices(rules: &[LinuxDeviceCgroup], out: &mut Vec<Write>) -> Result<()> {
-    for (i, rule) in rules.iter().enumerate() {
-        let field = format!("linux.resources.devices[{i}]");
-        let line = device_rule(&field, rule)?;
-        let file = if rule.allow() {
+    for (allow, line, field) in device_lines(rules)? {
+        let file = if allow {
             "devices.allow"
         } else {
             "devices.deny"
         };
-        let deny_all = !rule.allow() && line == "a *:* rwm";
-        out.push(Write::new("devices", file, line, &field));
-        if deny_all {
-            for d in DEFAULT_ALLOWED {
-                out.push(Write::new("devices", "devices.allow", d, &field));
-            }
-        }
+        out.push(Write::new("devices", file, line, field));
     }
     Ok(())
+}
+
+/// The rules as `(allow, "type major:minor access", field)`, with the
+/// default allows inserted after each deny-all: what v1 writes and what
+/// the v2 device program enforces.
+pub(crate) fn device_lines(rules: &[LinuxDeviceCgroup]) -> Result<Vec<(bool, String, String)>> {
+    let mut out = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let field = format!("linux.resources.devices[{i}]");
+        let line = device_rule(&field, rule)?;
+        let deny_all = !rule.allow() && line == "a *:* rwm";
+        out.push((rule.allow(), line, field.clone()));
+        if deny_all {
+            out.extend(
+                DEFAULT_ALLOWED
+                    .iter()
+                    .map(|d| (true, (*d).to_owned(), field.clone())),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// One rule as the kernel's `type major:minor access` line.

@@ -25,10 +25,19 @@ pub(crate) fn plan(r: &LinuxResources) -> Result<Vec<Write>> {
     if r.network().is_some() {
         return Err(unsupported("linux.resources.network", "net_cls/net_prio"));
     }
-    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(Error::unsupported(
+    if let Some(rules) = r.devices().as_ref().filter(|d| !d.is_empty()) {
+        let lines: Vec<(bool, String)> = super::v1::device_lines(rules)?
+            .into_iter()
+            .map(|(allow, line, _)| (allow, line))
+            .collect();
+        let encoded = super::device_program::encode(&lines);
+        // Compiled now so that a bad rule fails before anything is made.
+        super::device_program::compile(&encoded)?;
+        out.push(Write::new(
+            "",
+            super::device_program::PSEUDO_FILE,
+            encoded,
             "linux.resources.devices",
-            "device rules on cgroup v2 need an eBPF device program, which corral does not build yet",
         ));
     }
     unified(r, &mut out)?;

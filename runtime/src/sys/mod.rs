@@ -10,6 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 pub use clone::{ChildPlan, InitExec, Spawned, spawn_init};
 
+pub mod bpf;
 mod clone;
 
 /// `ioctl(fd, NS_GET_NSTYPE)`: the `CLONE_NEW*` type of a namespace file
