@@ -1,6 +1,7 @@
 //! The runtime's only unsafe code: `clone3` and the child before it execs
-//! `corral-init` (`clone`), tokio fd registration, and the few calls rustix
-//! does not wrap. Everything else happens in safe code or in `corral-init`.
+//! `corral-init` (`clone`), io_uring submissions (`uring`), tokio fd
+//! registration, and the few calls rustix does not wrap. Everything else
+//! happens in safe code or in `corral-init`.
 //!
 //! Nothing here returns a `RawFd` to the rest of the crate.
 #![allow(unsafe_code)]
@@ -11,6 +12,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 pub use clone::{ChildPlan, InitExec, Spawned, spawn_init};
 
 mod clone;
+pub mod uring;
 
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)` for any signal number,
 /// real-time ones included (rustix's `Signal` only names the classic set).
