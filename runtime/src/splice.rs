@@ -30,7 +30,10 @@ pub(crate) fn copy_to_file(
     let span = tracing::debug_span!("stdio_copy");
     tokio::spawn(
         async move {
-            let _ = done.send(splice_until_eof(&pipe, &file).await);
+            let result = splice_until_eof(&pipe, &file).await;
+            // Close both before reporting (see uring::driver).
+            drop((pipe, file));
+            let _ = done.send(result);
         }
         .instrument(span),
     );

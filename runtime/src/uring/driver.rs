@@ -192,7 +192,11 @@ impl Driver {
 
     fn finish_file(&mut self, job: u64, result: io::Result<u64>) {
         if let Some(Job::File(mut copy)) = self.jobs.remove(&job) {
-            if let Some(done) = copy.done.take() {
+            let done = copy.done.take();
+            // Close the pipe and the file before reporting: whoever awaits
+            // the copy may count fds or reopen the file.
+            drop(copy);
+            if let Some(done) = done {
                 let _ = done.send(result);
             }
         }
