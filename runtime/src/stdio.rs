@@ -301,7 +301,8 @@ impl RingReader {
                 self.pos += n;
                 if self.pos == self.current.len() {
                     // The ring may read into this buffer again.
-                    self.ring.refill(self.job, std::mem::take(&mut self.current));
+                    self.ring
+                        .refill(self.job, std::mem::take(&mut self.current));
                     self.pos = 0;
                 }
                 return Poll::Ready(Ok(()));

@@ -105,7 +105,9 @@ async fn finish(c: Container) {
 }
 
 async fn piped_output_arrives_in_order_and_ends_at_eof(backend: Backend) {
-    let Some(rt) = runtime_for(backend) else { return };
+    let Some(rt) = runtime_for(backend) else {
+        return;
+    };
     let mut c = rt
         .create(unique_id("order"), emit_spec(MIB + 7, 1))
         .stdout(Stdio::piped())
@@ -123,7 +125,9 @@ async fn piped_output_arrives_in_order_and_ends_at_eof(backend: Backend) {
 }
 
 async fn large_piped_output_arrives_exactly(backend: Backend) {
-    let Some(rt) = runtime_for(backend) else { return };
+    let Some(rt) = runtime_for(backend) else {
+        return;
+    };
     let mut c = rt
         .create(unique_id("large"), emit_spec(64 * MIB, 1))
         .stdout(Stdio::piped())
@@ -150,7 +154,9 @@ fn blocked_on_full_pipe(pid: i32) -> bool {
 }
 
 async fn reader_that_stops_reading_blocks_the_container_until_it_resumes(backend: Backend) {
-    let Some(rt) = runtime_for(backend) else { return };
+    let Some(rt) = runtime_for(backend) else {
+        return;
+    };
     let total = 32 * MIB;
     let mut c = rt
         .create(unique_id("stall"), emit_spec(total, 1))
@@ -173,7 +179,9 @@ async fn reader_that_stops_reading_blocks_the_container_until_it_resumes(backend
 }
 
 async fn output_left_in_the_pipe_at_exit_is_not_lost(backend: Backend) {
-    let Some(rt) = runtime_for(backend) else { return };
+    let Some(rt) = runtime_for(backend) else {
+        return;
+    };
     // Less than the pipe's 64 KiB: the write completes, the process exits
     // with everything still unread.
     let len = 60_000;
@@ -193,7 +201,9 @@ async fn output_left_in_the_pipe_at_exit_is_not_lost(backend: Backend) {
 }
 
 async fn stdout_to_a_file_path_is_exact(backend: Backend) {
-    let Some(rt) = runtime_for(backend) else { return };
+    let Some(rt) = runtime_for(backend) else {
+        return;
+    };
     let dir = TempDir::new("stdio-file");
     let path = dir.path().join("out");
     let len = 16 * MIB + 3;
@@ -209,7 +219,9 @@ async fn stdout_to_a_file_path_is_exact(backend: Backend) {
 }
 
 async fn stderr_to_an_open_file_is_exact(backend: Backend) {
-    let Some(rt) = runtime_for(backend) else { return };
+    let Some(rt) = runtime_for(backend) else {
+        return;
+    };
     let dir = TempDir::new("stdio-stderr");
     let path = dir.path().join("err");
     let file = std::fs::File::create(&path).unwrap();
@@ -226,7 +238,9 @@ async fn stderr_to_an_open_file_is_exact(backend: Backend) {
 }
 
 async fn output_left_in_the_pipe_at_exit_reaches_the_file(backend: Backend) {
-    let Some(rt) = runtime_for(backend) else { return };
+    let Some(rt) = runtime_for(backend) else {
+        return;
+    };
     let dir = TempDir::new("stdio-exit");
     let path = dir.path().join("out");
     let len = 60_000;
@@ -244,7 +258,9 @@ async fn output_left_in_the_pipe_at_exit_reaches_the_file(backend: Backend) {
 }
 
 async fn piped_stdin_round_trips_through_the_container(backend: Backend) {
-    let Some(rt) = runtime_for(backend) else { return };
+    let Some(rt) = runtime_for(backend) else {
+        return;
+    };
     let len = 4 * MIB as usize;
     let mut c = rt
         .create(unique_id("stdin"), probe_spec(&["/probe", "cat"]))
@@ -265,7 +281,9 @@ async fn piped_stdin_round_trips_through_the_container(backend: Backend) {
 }
 
 async fn dropping_the_reader_fails_the_writer_instead_of_hanging(backend: Backend) {
-    let Some(rt) = runtime_for(backend) else { return };
+    let Some(rt) = runtime_for(backend) else {
+        return;
+    };
     let mut c = rt
         .create(unique_id("drop-reader"), emit_spec(64 * MIB, 1))
         .stdout(Stdio::piped())

@@ -104,11 +104,7 @@ impl RingHandle {
 
     /// Copies `pipe` to `file` with `IORING_OP_SPLICE` until EOF; the
     /// returned channel gets the byte count.
-    pub fn copy_to_file(
-        &self,
-        pipe: OwnedFd,
-        file: OwnedFd,
-    ) -> oneshot::Receiver<io::Result<u64>> {
+    pub fn copy_to_file(&self, pipe: OwnedFd, file: OwnedFd) -> oneshot::Receiver<io::Result<u64>> {
         let (done, rx) = oneshot::channel();
         self.send(Command::CopyToFile { pipe, file, done });
         rx
