@@ -2,9 +2,10 @@
 //! the next operation of each copy, and takes commands after each eventfd
 //! wake-up.
 //!
-//! A file copy is `POLL_ADD(POLLIN)` then `SPLICE` (non-blocking) until
-//! `EAGAIN`, then poll again: splice always runs on an io-wq worker, and
-//! waiting for readiness first keeps an idle pipe from parking one. A piped
+//! A file copy is `POLL_ADD(POLLIN)`, then one `SPLICE` (non-blocking),
+//! then poll again: splice always runs on an io-wq worker, and waiting for
+//! readiness first keeps an idle pipe from parking one (and spares the
+//! worker round trip that would only return `EAGAIN`). A piped
 //! output is `READ` into one of its few buffers (pipes support non-blocking
 //! reads, so the kernel's internal poll waits without a worker); a full
 //! set of buffers with the reader stops the reads, the pipe fills, and the
@@ -173,7 +174,10 @@ impl Driver {
             Ok(n) => {
                 copy.copied += u64::from(n);
                 trace!(bytes = n, "splice");
-                Some(copy.splice())
+                // Poll rather than splice again: a poll on a ready pipe
+                // completes inline, while a splice on an empty one costs
+                // an io-wq round trip just to learn EAGAIN.
+                Some(copy.poll())
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(copy.poll()),
             Err(e) => {
