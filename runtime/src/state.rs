@@ -300,7 +300,9 @@ mod tests {
     #[test]
     fn own_stat_is_readable() {
         let (state, start) = proc_stat(std::process::id() as i32).unwrap();
-        assert_eq!(state, 'R');
+        // /proc/<tgid>/stat shows the main thread, which in the test
+        // harness is usually asleep waiting for the test threads.
+        assert!(matches!(state, 'R' | 'S'), "state {state:?}");
         assert!(start > 0);
     }
 
