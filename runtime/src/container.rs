@@ -44,6 +44,8 @@ pub struct Container {
     stdout: Option<ContainerOutput>,
     stderr: Option<ContainerOutput>,
     console: Option<Console>,
+    /// File copies of stdout and stderr still to report EOF.
+    copies: Vec<stdio::CopyDone>,
     stored: Option<StoredState>,
     cgroup: Option<CgroupPaths>,
 }
@@ -78,6 +80,28 @@ impl Container {
     /// terminal, once.
     pub fn take_console(&mut self) -> Option<Console> {
         self.console.take()
+    }
+
+    /// Waits until every [`Stdio::file`](crate::Stdio::file) copy of this
+    /// container reached EOF (every writer in the container closed it)
+    /// and all its bytes are in the file; returns the bytes copied.
+    ///
+    /// Exit does not cut a copy short: output still in the pipe when the
+    /// process exits is copied before this returns.
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe: a copy that finished while this was cancelled is
+    /// not reported again (the copies themselves go on).
+    pub async fn stdio_done(&mut self) -> Result<u64> {
+        let mut total = 0;
+        for done in self.copies.drain(..) {
+            let copied = done
+                .await
+                .map_err(|_| Error::sys("copy output", std::io::Error::other("copy abandoned")))?
+                .map_err(|e| Error::sys("copy output to file", e))?;
+            total += copied;
+        }
+        Ok(total)
     }
 
     pub(crate) fn runtime(&self) -> &Runtime {
@@ -520,29 +544,42 @@ fn stored_state(c: &Container, spec: &Spec, rootfs: std::path::PathBuf) -> Resul
 struct Made {
     socket: InitSocket,
     start_via: StartVia,
-    stdio: [Option<OwnedFd>; 3],
+    stdio: [Option<stdio::Parent>; 3],
     console: Option<OwnedFd>,
 }
 
 impl Made {
     fn into_container(self, runtime: Runtime, id: String, process: PidFd) -> Container {
-        let [stdin, stdout, stderr] = self.stdio;
-        // Registration only fails without a reactor, and we are inside one.
-        let reg = "register a pipe with the running reactor";
-        Container {
+        let mut c = Container {
             id,
             runtime,
             process: Some(process),
             socket: Some(self.socket),
             start_via: self.start_via,
             started: false,
-            stdin: stdin.map(|fd| stdio::into_stdin(fd).expect(reg)),
-            stdout: stdout.map(|fd| stdio::into_output(fd).expect(reg)),
-            stderr: stderr.map(|fd| stdio::into_output(fd).expect(reg)),
-            console: self.console.map(|fd| Console::new(fd).expect(reg)),
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            console: self.console.map(|fd| {
+                Console::new(fd).expect("register a pty master with the running reactor")
+            }),
+            copies: Vec::new(),
             stored: None,
             cgroup: None,
+        };
+        for (index, parent) in self.stdio.into_iter().enumerate() {
+            let Some(parent) = parent else { continue };
+            // Registration only fails without a reactor, and we are inside one.
+            let attached = stdio::attach(parent, c.runtime.stdio_engine())
+                .expect("register a pipe with the running reactor");
+            match (attached, index) {
+                (stdio::Attached::Stdin(w), _) => c.stdin = Some(w),
+                (stdio::Attached::Output(r), 1) => c.stdout = Some(r),
+                (stdio::Attached::Output(r), _) => c.stderr = Some(r),
+                (stdio::Attached::Copy(done), _) => c.copies.push(done),
+            }
         }
+        c
     }
 }
 

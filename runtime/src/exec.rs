@@ -332,14 +332,28 @@ async fn spawn(exec: Exec) -> Result<ExecProcess> {
     drop(guard);
     // Registration only fails without a reactor, and we are inside one.
     let reg = "register a pipe with the running reactor";
-    let handle = ExecProcess {
+    let mut handle = ExecProcess {
         container_id: id,
         process: Some(process),
-        stdin: p0.parent.map(|fd| stdio::into_stdin(fd).expect(reg)),
-        stdout: p1.parent.map(|fd| stdio::into_output(fd).expect(reg)),
-        stderr: p2.parent.map(|fd| stdio::into_output(fd).expect(reg)),
+        stdin: None,
+        stdout: None,
+        stderr: None,
         console: console.map(|fd| Console::new(fd).expect(reg)),
     };
+    for (index, parent) in [p0.parent, p1.parent, p2.parent].into_iter().enumerate() {
+        let Some(parent) = parent else { continue };
+        match (
+            stdio::attach(parent, runtime.stdio_engine()).expect(reg),
+            index,
+        ) {
+            (stdio::Attached::Stdin(w), _) => handle.stdin = Some(w),
+            (stdio::Attached::Output(r), 1) => handle.stdout = Some(r),
+            (stdio::Attached::Output(r), _) => handle.stderr = Some(r),
+            // A file copy of an exec'd process runs to EOF on its own;
+            // nothing awaits its count.
+            (stdio::Attached::Copy(_), _) => {}
+        }
+    }
     info!(pid = handle.pid(), "exec started");
     Ok(handle)
 }

@@ -35,11 +35,13 @@ mod pool;
 mod reaper;
 mod runtime;
 mod spec;
+mod splice;
 mod state;
 mod status;
 mod stdio;
 mod stored;
 mod sys;
+mod uring;
 mod userns;
 
 pub use cgroups::{
@@ -57,7 +59,8 @@ pub use runtime::{Create, Runtime, RuntimeBuilder};
 pub use spec::{Spec, SpecBuilder};
 pub use state::{Status, StoredState};
 pub use status::ExitStatus;
-pub use stdio::{ContainerOutput, ContainerStdin, Stdio};
+pub use stdio::{ContainerOutput, ContainerStdin, OutputFile, Stdio};
+pub use uring::Backend;
 
 /// The OCI types corral reads (re-exported `oci-spec`).
 pub use oci_spec;

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::init_binary::InitBinary;
 use crate::state::StateDir;
 use crate::stdio::Stdio;
+use crate::uring::{Backend, Engine};
 
 /// A container runtime: cheap to clone, shareable across tasks.
 #[derive(Clone, Debug)]
@@ -32,6 +33,10 @@ struct Inner {
     cgroups: crate::cgroups::Setup,
     state_dir: Option<StateDir>,
     original_nofile: Option<(u64, u64)>,
+    /// The stdio copy engine: set up at the first container that needs
+    /// one (at `build` when io_uring is forced).
+    stdio: std::sync::OnceLock<Engine>,
+    stdio_backend: Backend,
 }
 
 impl Runtime {
@@ -78,6 +83,13 @@ impl Runtime {
         Ok(self.inner.init.get_or_init(|| init))
     }
 
+    pub(crate) fn stdio_engine(&self) -> &Engine {
+        self.inner.stdio.get_or_init(|| {
+            Engine::choose(self.inner.stdio_backend)
+                .expect("a forced io_uring engine is set up in build; the others cannot fail")
+        })
+    }
+
     pub(crate) fn state_dir_opt(&self) -> Option<&StateDir> {
         self.inner.state_dir.as_ref()
     }
@@ -99,6 +111,7 @@ pub struct RuntimeBuilder {
     init_path: Option<PathBuf>,
     seal_init: bool,
     cgroup_v2_root: Option<PathBuf>,
+    stdio_backend: Backend,
 }
 
 impl RuntimeBuilder {
@@ -128,6 +141,15 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How container output is copied: io_uring where available (the
+    /// default, [`Backend::Auto`]), io_uring or nothing
+    /// ([`Backend::IoUring`]: `build` fails without it), or tokio
+    /// ([`Backend::Fallback`]).
+    pub fn stdio_backend(mut self, backend: Backend) -> Self {
+        self.stdio_backend = backend;
+        self
+    }
+
     /// Prepares the runtime: reads the host's cgroup layout. The init
     /// binary is sealed into its memfd at the first `create`.
     pub fn build(self) -> Result<Runtime> {
@@ -139,7 +161,15 @@ impl RuntimeBuilder {
         };
         let state_dir = self.state_dir.map(StateDir::new);
         let init_path = self.init_path.map(|p| (p, self.seal_init));
+        let stdio = std::sync::OnceLock::new();
+        if self.stdio_backend == Backend::IoUring {
+            let engine = Engine::choose(Backend::IoUring)
+                .map_err(|e| Error::sys("io_uring_setup for stdio", e))?;
+            let _ = stdio.set(engine);
+        }
         let inner = Inner {
+            stdio,
+            stdio_backend: self.stdio_backend,
             init: std::sync::OnceLock::new(),
             init_path,
             original_nofile,

@@ -1,21 +1,31 @@
-//! Where a container's fds 0, 1 and 2 come from, and the parent's ends of
-//! piped stdio as tokio `AsyncWrite`/`AsyncRead`.
+//! Where a container's fds 0, 1 and 2 come from, and what the parent does
+//! with its ends: piped stdin as a tokio `AsyncWrite`, piped output as an
+//! `AsyncRead` ([`ContainerOutput`]), output copied into a file.
 //!
-//! The child's ends stay blocking (the workload expects ordinary fds); the
-//! parent's ends are made non-blocking by tokio when wrapped.
+//! The child's ends stay blocking (the workload expects ordinary fds). The
+//! copies themselves run on the io_uring thread (`crate::uring`) or, as the
+//! fallback, on tokio (`crate::splice`, a tokio pipe).
 
 use std::fs::File;
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use rustix::pipe::PipeFlags;
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::unix::pipe;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
+use crate::uring::{Engine, RingHandle};
 
 /// The write end of a container's piped stdin.
 pub type ContainerStdin = pipe::Sender;
-/// The read end of a container's piped stdout or stderr.
-pub type ContainerOutput = pipe::Receiver;
+
+/// Completion of a copy into a file: the byte count at EOF.
+pub(crate) type CopyDone = oneshot::Receiver<io::Result<u64>>;
 
 /// What one of the container's stdio fds is.
 #[derive(Debug, Default)]
@@ -29,6 +39,45 @@ pub enum Stdio {
     Piped,
     /// This fd (a file, a socket, a pipe end).
     Fd(OwnedFd),
+    /// A pipe that the runtime copies into this file until EOF (stdout and
+    /// stderr only): the container never holds the file itself. Await
+    /// [`Container::stdio_done`](crate::Container::stdio_done) before
+    /// reading the file.
+    File(OutputFile),
+}
+
+/// The destination of [`Stdio::file`].
+#[derive(Debug)]
+pub enum OutputFile {
+    /// Created (mode 0644) or truncated when the container is created.
+    Path(PathBuf),
+    /// Written at its file position. It must not be `O_APPEND`
+    /// (`splice(2)` refuses those with `EINVAL`).
+    File(File),
+}
+
+impl From<File> for OutputFile {
+    fn from(file: File) -> Self {
+        OutputFile::File(file)
+    }
+}
+
+impl From<PathBuf> for OutputFile {
+    fn from(path: PathBuf) -> Self {
+        OutputFile::Path(path)
+    }
+}
+
+impl From<&Path> for OutputFile {
+    fn from(path: &Path) -> Self {
+        OutputFile::Path(path.to_path_buf())
+    }
+}
+
+impl From<&str> for OutputFile {
+    fn from(path: &str) -> Self {
+        OutputFile::Path(path.into())
+    }
 }
 
 impl Stdio {
@@ -43,6 +92,11 @@ impl Stdio {
     /// [`Stdio::Piped`].
     pub fn piped() -> Self {
         Stdio::Piped
+    }
+    /// [`Stdio::File`]: output copied into `file` (a path or a [`File`])
+    /// by `splice`, with no copy through user space.
+    pub fn file(file: impl Into<OutputFile>) -> Self {
+        Stdio::File(file.into())
     }
 }
 
@@ -63,8 +117,27 @@ impl From<OwnedFd> for Stdio {
 pub(crate) struct Prepared {
     /// The child's fd; `None` inherits.
     pub child: Option<OwnedFd>,
-    /// The parent's end of a pipe.
-    pub parent: Option<OwnedFd>,
+    /// The parent's end of a pipe, and what it is for.
+    pub parent: Option<Parent>,
+}
+
+/// The parent's end of one stdio pipe.
+#[derive(Debug)]
+pub(crate) enum Parent {
+    /// Piped stdin: the write end.
+    Stdin(OwnedFd),
+    /// Piped output: the read end.
+    Output(OwnedFd),
+    /// Output into a file: the read end and the file.
+    CopyToFile { pipe: OwnedFd, file: OwnedFd },
+}
+
+/// A parent end put to work.
+#[derive(Debug)]
+pub(crate) enum Attached {
+    Stdin(ContainerStdin),
+    Output(ContainerOutput),
+    Copy(CopyDone),
 }
 
 impl Prepared {
@@ -95,12 +168,12 @@ pub(crate) fn prepare(stdio: Stdio, index: usize) -> Result<Prepared> {
             if index == 0 {
                 Prepared {
                     child: Some(read),
-                    parent: Some(write),
+                    parent: Some(Parent::Stdin(write)),
                 }
             } else {
                 Prepared {
                     child: Some(write),
-                    parent: Some(read),
+                    parent: Some(Parent::Output(read)),
                 }
             }
         }
@@ -108,15 +181,157 @@ pub(crate) fn prepare(stdio: Stdio, index: usize) -> Result<Prepared> {
             child: Some(fd),
             parent: None,
         },
+        Stdio::File(_) if index == 0 => {
+            return Err(Error::invalid(
+                "stdin",
+                "Stdio::file copies output; give stdin the file itself (Stdio::from(File))",
+            ));
+        }
+        Stdio::File(target) => {
+            let file = open_output(target)?;
+            let (read, write) =
+                rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| Error::sys("pipe2", e))?;
+            Prepared {
+                child: Some(write),
+                parent: Some(Parent::CopyToFile { pipe: read, file }),
+            }
+        }
     })
 }
 
-/// Wraps a parent-side pipe end for tokio.
-pub(crate) fn into_stdin(fd: OwnedFd) -> Result<ContainerStdin> {
-    pipe::Sender::from_owned_fd(fd).map_err(|e| Error::sys("register stdin pipe", e))
+fn open_output(target: OutputFile) -> Result<OwnedFd> {
+    match target {
+        OutputFile::File(file) => Ok(file.into()),
+        OutputFile::Path(path) => {
+            use rustix::fs::{Mode, OFlags};
+            rustix::fs::open(
+                &path,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o644),
+            )
+            .map_err(|e| Error::sys(format!("open output file {path:?}"), e))
+        }
+    }
 }
 
-/// Wraps a parent-side pipe end for tokio.
-pub(crate) fn into_output(fd: OwnedFd) -> Result<ContainerOutput> {
-    pipe::Receiver::from_owned_fd(fd).map_err(|e| Error::sys("register output pipe", e))
+/// Starts what `parent` is for on `engine`; needs a tokio runtime.
+pub(crate) fn attach(parent: Parent, engine: &Engine) -> Result<Attached> {
+    Ok(match (parent, engine) {
+        (Parent::Stdin(fd), _) => Attached::Stdin(
+            pipe::Sender::from_owned_fd(fd).map_err(|e| Error::sys("register stdin pipe", e))?,
+        ),
+        (Parent::Output(fd), Engine::Fallback) => Attached::Output(ContainerOutput {
+            inner: Output::Pipe(
+                pipe::Receiver::from_owned_fd(fd)
+                    .map_err(|e| Error::sys("register output pipe", e))?,
+            ),
+        }),
+        (Parent::Output(fd), Engine::Ring(ring)) => {
+            let (job, chunks) = ring.read_pipe(fd);
+            Attached::Output(ContainerOutput {
+                inner: Output::Ring(RingReader {
+                    ring: ring.clone(),
+                    job,
+                    chunks,
+                    current: Vec::new(),
+                    pos: 0,
+                    done: false,
+                }),
+            })
+        }
+        (Parent::CopyToFile { pipe, file }, Engine::Ring(ring)) => {
+            Attached::Copy(ring.copy_to_file(pipe, file))
+        }
+        (Parent::CopyToFile { pipe, file }, Engine::Fallback) => Attached::Copy(
+            crate::splice::copy_to_file(pipe, file)
+                .map_err(|e| Error::sys("register output pipe", e))?,
+        ),
+    })
+}
+
+/// The read end of a container's piped stdout or stderr: an [`AsyncRead`]
+/// that ends at EOF, when every writer in the container has closed it.
+///
+/// With the io_uring backend, the ring thread reads the pipe into at most
+/// four 64 KiB buffers ahead of this reader; a reader that stops reading
+/// stops the copy (the container then blocks on its full pipe).
+///
+/// # Drop
+/// Closes the read end (the container's further writes fail with `EPIPE`).
+#[derive(Debug)]
+pub struct ContainerOutput {
+    inner: Output,
+}
+
+#[derive(Debug)]
+enum Output {
+    Pipe(pipe::Receiver),
+    Ring(RingReader),
+}
+
+#[derive(Debug)]
+struct RingReader {
+    ring: RingHandle,
+    job: u64,
+    chunks: mpsc::UnboundedReceiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl AsyncRead for ContainerOutput {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().inner {
+            Output::Pipe(pipe) => Pin::new(pipe).poll_read(cx, buf),
+            Output::Ring(reader) => reader.poll_read(cx, buf),
+        }
+    }
+}
+
+impl RingReader {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        loop {
+            if self.pos < self.current.len() {
+                let n = buf.remaining().min(self.current.len() - self.pos);
+                buf.put_slice(&self.current[self.pos..self.pos + n]);
+                self.pos += n;
+                if self.pos == self.current.len() {
+                    // The ring may read into this buffer again.
+                    self.ring
+                        .refill(self.job, std::mem::take(&mut self.current));
+                    self.pos = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if self.done {
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(self.chunks.poll_recv(cx)) {
+                Some(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Poll::Ready(Err(e));
+                }
+                None => {
+                    self.done = true;
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for RingReader {
+    fn drop(&mut self) {
+        if !self.done {
+            self.ring.close(self.job);
+        }
+    }
 }

@@ -25,6 +25,7 @@
 //! | `alloc MIB`      | allocates and touches MIB MiB, one MiB at a time, exits 0   |
 //! | `fork N`         | starts N `/probe pause` children; JSON `{"started":k,"error":e}` (e null when all started), then kills them |
 //! | `count`          | writes 1, 2, 3, ... one per line to stdout, forever (not JSON) |
+//! | `emit BYTES [2]` | writes BYTES of the pattern `i % 251` to stdout (stderr: 2)  |
 //!
 //! Exit status: 0 on success, 1 when the operation fails (the error is on
 //! stderr), 2 for an unknown command or bad arguments, 3 when `signal-self`
@@ -73,6 +74,7 @@ fn main() {
         "alloc" => cmd_alloc(rest),
         "fork" => cmd_fork(rest),
         "count" => cmd_count(),
+        "emit" => cmd_emit(rest),
         other => Err(Fail::usage(format!("unknown command {other:?}"))),
     };
     if let Err(fail) = result {
@@ -668,6 +670,38 @@ fn cmd_count() -> Res {
             .and_then(|_| out.flush())
             .map_err(|e| Fail::io("write stdout".into(), e))?;
     }
+}
+
+/// Byte `i` of `emit`'s output: a period of 251 (prime) does not line up
+/// with any buffer size, so lost, repeated or reordered chunks show.
+fn pattern_byte(i: u64) -> u8 {
+    (i % 251) as u8
+}
+
+fn cmd_emit(rest: &[OsString]) -> Res {
+    let bytes: u64 = arg(rest, 0, "emit BYTES [2]")?
+        .to_string_lossy()
+        .parse()
+        .map_err(|e| Fail::usage(format!("emit BYTES: {e}")))?;
+    let fd = rest.get(1).map_or(1, |fd| if fd == "2" { 2 } else { 1 });
+    // Both are unbuffered for writes this large (stdout's LineWriter
+    // passes a chunk without a newline straight through).
+    let mut out: Box<dyn Write> = if fd == 2 {
+        Box::new(io::stderr().lock())
+    } else {
+        Box::new(io::stdout().lock())
+    };
+    // A whole period per chunk: 251 * 261 bytes, about 64 KiB.
+    let chunk: Vec<u8> = (0..251 * 261).map(pattern_byte).collect();
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        out.write_all(&chunk[..n])
+            .map_err(|e| Fail::io(format!("write to fd {fd}"), e))?;
+        left -= n as u64;
+    }
+    out.flush()
+        .map_err(|e| Fail::io(format!("flush fd {fd}"), e))
 }
 
 // ---------------------------------------------------------------------------

@@ -202,10 +202,6 @@ fn v1_only_fields_are_unsupported_on_v2_and_unified_on_v1() {
             json!({"network": {"classID": 1}}),
             "linux.resources.network",
         ),
-        (
-            json!({"devices": [{"allow": false, "access": "rwm"}]}),
-            "linux.resources.devices",
-        ),
     ] {
         let e = v2::plan(&res(v.clone())).unwrap_err();
         assert!(matches!(e, Error::Unsupported { .. }), "{v}");
@@ -214,6 +210,25 @@ fn v1_only_fields_are_unsupported_on_v2_and_unified_on_v1() {
     }
     let e = v1::plan(&res(json!({"unified": {"memory.high": "1"}}))).unwrap_err();
     assert_eq!(field_of(e), "linux.resources.unified");
+}
+
+#[test]
+fn v2_device_rules_become_one_program_pseudo_write() {
+    let w = v2::plan(&res(json!({"devices": [
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"}
+    ]})))
+    .unwrap();
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].file, super::device_program::PSEUDO_FILE);
+    assert!(
+        w[0].value.starts_with("deny a *:* rwm\nallow c *:* m\n"),
+        "{}",
+        w[0].value
+    );
+    assert!(w[0].value.ends_with("\nallow c 1:3 rw"), "{}", w[0].value);
+    let bad = v2::plan(&res(json!({"devices": [{"allow": true, "type": "p"}]}))).unwrap_err();
+    assert_eq!(field_of(bad), "linux.resources.devices[0]");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The runtime's only unsafe code: `clone3` and the child before it execs
-//! `corral-init` (`clone`), tokio fd registration, and the few calls rustix
-//! does not wrap. Everything else happens in safe code or in `corral-init`.
+//! `corral-init` (`clone`), io_uring submissions (`uring`), tokio fd
+//! registration, and the few calls rustix does not wrap. Everything else
+//! happens in safe code or in `corral-init`.
 //!
 //! Nothing here returns a `RawFd` to the rest of the crate.
 #![allow(unsafe_code)]
@@ -12,6 +13,7 @@ pub use clone::{ChildPlan, InitExec, Spawned, spawn_init};
 
 pub mod bpf;
 mod clone;
+pub mod uring;
 
 /// `ioctl(fd, NS_GET_NSTYPE)`: the `CLONE_NEW*` type of a namespace file
 /// (ioctl_nsfs(2)); `EINVAL`/`ENOTTY` for other files.
