@@ -256,6 +256,35 @@ impl CgroupContext<'_> {
     }
 }
 
+/// Points the binds of a `cgroup` mount (no cgroup namespace) at the
+/// container's own cgroup, once it is made: the plan binds the runtime's
+/// own directory in each hierarchy, but the container must see its own
+/// limits at `/sys/fs/cgroup/<controller>`, as runc shows them (podman on
+/// v1 reads `memory.limit_in_bytes` there). Hierarchies where the
+/// container has no directory (named ones, a hybrid host's `unified`) keep
+/// the runtime's.
+pub(crate) fn bind_container_cgroup(
+    ops: &mut [MountOp],
+    layout: &Layout,
+    paths: &crate::cgroups::CgroupPaths,
+) {
+    for h in layout.hierarchies() {
+        let own = RawPath::from(h.own_dir().as_path());
+        let Some(dir) = paths
+            .dirs
+            .iter()
+            .find(|d| d.path.starts_with(&h.mount_point))
+        else {
+            continue;
+        };
+        for op in ops.iter_mut() {
+            if op.fstype.is_none() && op.source.as_ref() == Some(&own) {
+                op.source = Some(RawPath::from(dir.path.as_path()));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
