@@ -82,6 +82,10 @@ pub fn message(e: &anyhow::Error) -> String {
         Some(corral::Error::State {
             state: "paused", ..
         }) => format!("container paused: {chain}"),
+        Some(corral::Error::State {
+            operation: "resume",
+            ..
+        }) => format!("container not paused: {chain}"),
         _ => chain,
     }
 }
