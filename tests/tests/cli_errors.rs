@@ -111,7 +111,12 @@ fn cases(w: &CliWorld, f: &Fixture) -> Vec<Case> {
         c(&["resume", running], 1, "container not paused"),
         c(&["exec", stopped, "true"], 255, "stopped"),
         c(
-            &["exec", "--process", &bad_json.display().to_string(), running],
+            &[
+                "exec",
+                "--process",
+                &bad_json.display().to_string(),
+                running,
+            ],
             255,
             "",
         ),
@@ -123,9 +128,8 @@ fn cases(w: &CliWorld, f: &Fixture) -> Vec<Case> {
 fn check(w: &CliWorld, cli: &Cli) {
     let f = fixture(w, cli);
     let _guards = [&f.created, &f.running, &f.stopped].map(|id| cli.guard(id));
-    let statuses = |cli: &Cli| {
-        [&f.created, &f.running, &f.stopped].map(|id| cli.state(id)["status"].clone())
-    };
+    let statuses =
+        |cli: &Cli| [&f.created, &f.running, &f.stopped].map(|id| cli.state(id)["status"].clone());
     let before = snapshot(cli.root());
     let status_before = statuses(cli);
     for case in cases(w, &f) {
@@ -153,7 +157,12 @@ fn check(w: &CliWorld, cli: &Cli) {
             case.args
         );
     }
-    assert_eq!(statuses(cli), status_before, "{}: statuses changed", cli.name());
+    assert_eq!(
+        statuses(cli),
+        status_before,
+        "{}: statuses changed",
+        cli.name()
+    );
     for id in [&f.created, &f.running, &f.stopped] {
         cli.exec(["delete", "--force", id]).assert_success();
     }
