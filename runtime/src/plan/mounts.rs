@@ -322,6 +322,41 @@ mod tests {
     }
 
     #[test]
+    fn cgroup_binds_are_pointed_at_the_containers_own_cgroup() {
+        use crate::cgroups::{CgroupDir, CgroupPaths};
+        let layout = v1_layout();
+        let m = mount("/sys/fs/cgroup", "cgroup", "cgroup", &["ro"]);
+        let mut ops = translate_one(&m, &layout, false).unwrap();
+        let dir = |p: &str| CgroupDir {
+            controllers: Vec::new(),
+            path: p.into(),
+            owned: true,
+        };
+        let paths = CgroupPaths {
+            v2: false,
+            dirs: vec![
+                dir("/sys/fs/cgroup/cpu/ctr"),
+                dir("/sys/fs/cgroup/memory/a/b/ctr"),
+            ],
+        };
+        bind_container_cgroup(&mut ops, &layout, &paths);
+        let sources: Vec<_> = ops
+            .iter()
+            .filter(|o| o.fstype.is_none())
+            .map(|o| o.source.clone().unwrap())
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                RawPath::from("/sys/fs/cgroup/cpu/ctr"),
+                RawPath::from("/sys/fs/cgroup/memory/a/b/ctr"),
+                // No container dir in the unified hierarchy: the runtime's.
+                RawPath::from("/sys/fs/cgroup/unified/"),
+            ]
+        );
+    }
+
+    #[test]
     fn tmpfs_options_split_into_flags_and_data() {
         let m = mount(
             "/dev",
