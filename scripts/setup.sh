@@ -2,10 +2,12 @@
 # Installs what corral's tests, examples and benches need on a fresh Debian
 # machine (run as root): busybox-static for the busybox bundles, runc and
 # crun as the peers the tests and benches compare against, bsdutils for
-# `script` (a pty for terminal tests), hyperfine for the CLI comparisons.
+# `script` (a pty for terminal tests), hyperfine for the CLI comparisons,
+# podman (with conmon) and containerd as the real clients the
+# tests/clients scenarios drive corral and runc with.
 set -euo pipefail
 need=()
-for pkg in busybox-static runc crun bsdutils hyperfine; do
+for pkg in busybox-static runc crun bsdutils hyperfine podman conmon containerd; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -184,24 +184,58 @@ fn parse_interval(s: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(secs).map_err(|_| bad())
 }
 
-/// `corral ps [--format table|json] ID`.
-pub fn ps(rt: &Runtime, id: &str, format: &str) -> anyhow::Result<i32> {
+/// `corral ps [--format table|json] ID [PS_ARGS...]`: as runc, the json
+/// format is the array of host pids in the container's cgroup; the table
+/// is ps(1)'s own output (`ps -ef` by default) with the header and only
+/// the rows whose PID column is one of them.
+pub fn ps(rt: &Runtime, id: &str, format: &str, ps_args: &[String]) -> anyhow::Result<i32> {
     let pids = rt.pids_by_id(id)?;
     if format == "json" {
         println!("{}", serde_json::to_string(&pids)?);
         return Ok(0);
     }
-    println!("PID\tCMD");
-    for pid in pids {
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmd: Vec<String> = cmd
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        println!("{pid}\t{}", cmd.join(" "));
+    let args: Vec<&str> = if ps_args.is_empty() {
+        vec!["-ef"]
+    } else {
+        ps_args.iter().map(String::as_str).collect()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("run ps(1)")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "ps {}: {}: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{}", filter_ps(&text, &pids)?);
     Ok(0)
+}
+
+/// ps(1) output cut down to the header and the rows of `pids`.
+fn filter_ps(text: &str, pids: &[i32]) -> anyhow::Result<String> {
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let column = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .context("ps output has no PID column (pass ps options that print one)")?;
+    let mut out = format!("{header}\n");
+    for line in lines {
+        let pid = line
+            .split_whitespace()
+            .nth(column)
+            .and_then(|p| p.parse().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -217,5 +251,15 @@ mod tests {
         assert_eq!(parse_interval("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_interval("5").unwrap(), Duration::from_secs(5));
         assert!(parse_interval("5h").is_err());
+    }
+
+    #[test]
+    fn ps_output_keeps_the_header_and_the_containers_rows() {
+        let text = "UID PID PPID CMD\nroot 1 0 init\nroot 42 1 sh\nroot 43 42 ps\n";
+        assert_eq!(
+            filter_ps(text, &[42]).unwrap(),
+            "UID PID PPID CMD\nroot 42 1 sh\n"
+        );
+        assert!(filter_ps("UID CMD\n", &[1]).is_err());
     }
 }

@@ -6,6 +6,7 @@
 mod cgroups;
 mod console;
 mod exec;
+mod features;
 mod lifecycle;
 mod query;
 mod report;
@@ -98,8 +99,8 @@ enum Command {
     },
     /// Send a signal to a container's process (default SIGTERM).
     Kill {
-        /// Signal every process of the container (accepted; pid namespaces
-        /// end with their init).
+        /// Signal every process of the container's cgroup, not only its
+        /// init (a stopped container is then not an error, as with runc).
         #[arg(long, short = 'a')]
         all: bool,
         /// Container id.
@@ -148,14 +149,20 @@ enum Command {
         /// Container id.
         id: String,
     },
-    /// List the processes of a container.
+    /// List the processes of a container: `ps` output (with PS_ARGS,
+    /// default `-ef`) filtered to its pids, or a JSON array of pids.
     Ps {
         /// table or json.
         #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "json"])]
         format: String,
         /// Container id.
         id: String,
+        /// Arguments for ps(1).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
     },
+    /// Print the runtime-spec features document (what corral supports).
+    Features,
     /// Write a default config.json.
     Spec {
         /// Where to write it.
@@ -165,7 +172,22 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // runc (urfave/cli) exits 1 on a usage error; help and
+            // --version are not errors.
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
+    // runc's `exec` reports its own failures (as opposed to the process's
+    // exit status) with 255, so that callers can tell them apart.
+    let failure_code = if matches!(cli.command, Command::Exec(_)) {
+        255
+    } else {
+        1
+    };
     let reporter = report::Reporter::new(cli.log.as_deref(), &cli.log_format, cli.debug);
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -175,7 +197,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             reporter.error(&e);
-            1
+            failure_code
         }
     };
     // Do not wait for blocking stdin readers of a bridged console.
@@ -196,7 +218,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run { create, detach } => lifecycle::run(&rt, create, detach).await,
         Command::Exec(args) => exec::exec(&rt, args).await,
         Command::State { id } => query::state(&rt, &id),
-        Command::Kill { id, signal, all: _ } => query::kill(&rt, &id, signal.as_deref()),
+        Command::Kill { id, signal, all } => query::kill(&rt, &id, signal.as_deref(), all),
         Command::Delete { id, force } => query::delete(&rt, &id, force).await,
         Command::List { format, quiet } => query::list(&rt, &format, quiet),
         Command::Pause { id } => cgroups::pause(&rt, &id).await,
@@ -207,7 +229,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             stats,
             interval,
         } => cgroups::events(&rt, &id, stats, &interval).await,
-        Command::Ps { id, format } => cgroups::ps(&rt, &id, &format),
+        Command::Ps {
+            id,
+            format,
+            ps_args,
+        } => cgroups::ps(&rt, &id, &format, &ps_args),
+        Command::Features => features::print(),
         Command::Spec { bundle } => spec::write(&bundle, cli.rootless.as_deref() == Some("true")),
     }
 }

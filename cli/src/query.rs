@@ -7,6 +7,7 @@ use serde_json::json;
 /// The OCI state document (with runc's extra fields).
 fn state_json(s: &StoredState, status: Status) -> serde_json::Value {
     let pid = if status == Status::Stopped { 0 } else { s.pid };
+    // runc's `owner` is the owner of the state dir; corral's run as root.
     json!({
         "ociVersion": "1.2.0",
         "id": s.id,
@@ -58,15 +59,26 @@ pub fn list(rt: &Runtime, format: &str, quiet: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `corral kill ID [SIGNAL]`.
-pub fn kill(rt: &Runtime, id: &str, signal: Option<&str>) -> anyhow::Result<i32> {
+/// `corral kill [--all] ID [SIGNAL]`.
+pub fn kill(rt: &Runtime, id: &str, signal: Option<&str>, all: bool) -> anyhow::Result<i32> {
     let sig = crate::signal::parse(signal.unwrap_or("TERM"))?;
-    rt.kill_by_id(id, sig)?;
+    if all {
+        rt.kill_all_by_id(id, sig)?;
+    } else {
+        rt.kill_by_id(id, sig)?;
+    }
     Ok(0)
 }
 
-/// `corral delete [--force] ID`.
+/// `corral delete [--force] ID`. As with runc, `--force` on an id that
+/// does not exist succeeds: containerd's shim deletes with `--force` when
+/// it cleans up after a container that may already be gone.
 pub async fn delete(rt: &Runtime, id: &str, force: bool) -> anyhow::Result<i32> {
-    rt.delete_by_id(id, force).await?;
-    Ok(0)
+    match rt.delete_by_id(id, force).await {
+        Err(corral::Error::NotFound { .. }) if force => Ok(0),
+        other => {
+            other?;
+            Ok(0)
+        }
+    }
 }

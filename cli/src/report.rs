@@ -1,5 +1,11 @@
 //! Errors and logs, where runc's callers look for them: stderr, and the
-//! `--log` file in text or JSON (conmon and containerd read the JSON).
+//! `--log` file in text or JSON. The JSON lines are logrus's, as runc
+//! writes them: `{"level":"error","msg":"...","time":"<RFC 3339>"}`.
+//! containerd's runc shim decodes every line of that file into
+//! `{Level, Msg, Time time.Time}` (go-runc `getLastRuntimeError`), so
+//! `time` must be RFC 3339 on every line; conmon reads `msg` the same way.
+//! Debug events go to the same file through tracing (their JSON has no
+//! `time` key, which the decoders leave zero).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -22,7 +28,11 @@ impl Reporter {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
         let builder = tracing_subscriber::fmt().with_env_filter(filter);
         let _ = match (&file, json) {
-            (Some(f), true) => builder.json().with_writer(clone_writer(f)).try_init(),
+            (Some(f), true) => builder
+                .json()
+                .without_time()
+                .with_writer(clone_writer(f))
+                .try_init(),
             (Some(f), false) => builder
                 .with_ansi(false)
                 .with_writer(clone_writer(f))
@@ -32,18 +42,51 @@ impl Reporter {
         Reporter { file, json }
     }
 
-    /// Reports a fatal error: the whole cause chain, on stderr and in the log.
+    /// Reports a fatal error: the whole cause chain, on stderr and in the
+    /// log, in runc's words where a caller matches on them.
     pub fn error(&self, e: &anyhow::Error) {
-        let msg = format!("{e:#}");
+        let msg = message(e);
         eprintln!("corral: {msg}");
+        self.log_error(&msg);
+    }
+
+    /// Writes one error line to `--log`, if given.
+    pub fn log_error(&self, msg: &str) {
         if let Some(mut f) = self.file.as_ref() {
+            let time = rfc3339_seconds();
             let line = if self.json {
-                serde_json::json!({"level": "error", "msg": msg, "time": now()}).to_string()
+                serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
             } else {
-                format!("time=\"{}\" level=error msg={:?}", now(), msg)
+                format!("time={time:?} level=error msg={msg:?}")
             };
             let _ = writeln!(f, "{line}");
         }
+    }
+}
+
+/// The error chain as one line. Where runc's callers test runc's text,
+/// it leads with runc's words: containerd's shim takes "container not
+/// running" from `kill` as "already finished", and podman takes "does not
+/// exist" from `state` as "gone" (corral's own `NotFound` says that).
+pub fn message(e: &anyhow::Error) -> String {
+    let chain = format!("{e:#}");
+    match e.downcast_ref::<corral::Error>() {
+        Some(corral::Error::State {
+            state: "stopped", ..
+        }) => format!("container not running: {chain}"),
+        Some(corral::Error::State {
+            state: "paused",
+            operation: "exec",
+            ..
+        }) => format!("cannot exec in a paused container: {chain}"),
+        Some(corral::Error::State {
+            state: "paused", ..
+        }) => format!("container paused: {chain}"),
+        Some(corral::Error::State {
+            operation: "resume",
+            ..
+        }) => format!("container not paused: {chain}"),
+        _ => chain,
     }
 }
 
@@ -51,9 +94,12 @@ fn clone_writer(f: &std::fs::File) -> std::sync::Mutex<std::fs::File> {
     std::sync::Mutex::new(f.try_clone().expect("dup of the log file"))
 }
 
-fn now() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+/// Now in RFC 3339 at second precision, as logrus writes it.
+fn rfc3339_seconds() -> String {
+    let now = corral::rfc3339_now();
+    // `2024-05-01T12:00:00.123456789Z` → `2024-05-01T12:00:00Z`.
+    match now.split_once('.') {
+        Some((secs, _)) => format!("{secs}Z"),
+        None => now,
+    }
 }

@@ -425,6 +425,9 @@ pub(crate) async fn create(
             }
         }
     }
+    if let Some(paths) = &guard.cgroup {
+        plan::bind_container_cgroup(&mut plan.init.mounts, runtime.layout(), paths);
+    }
     let made = match spawn_and_handshake(&runtime, &id, &plan, opts, &mut guard).await {
         Ok(made) => made,
         Err(e) => {

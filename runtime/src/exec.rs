@@ -73,8 +73,17 @@ impl Runtime {
     pub fn exec_by_id(&self, id: &str, process: Process) -> Exec {
         let target = self.state_dir().and_then(|dir| {
             let stored = dir.read(id)?;
-            if stored.status() == Status::Stopped {
-                return Err(stopped(id));
+            match stored.status() {
+                Status::Stopped => return Err(stopped(id)),
+                // Its init would join a frozen cgroup and hang there.
+                Status::Paused => {
+                    return Err(Error::State {
+                        id: id.to_owned(),
+                        state: Status::Paused.name(),
+                        operation: "exec",
+                    });
+                }
+                Status::Created | Status::Running => {}
             }
             let fd = stored.open_pidfd()?.ok_or_else(|| stopped(id))?;
             Ok((fd, stored.pid))

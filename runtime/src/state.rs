@@ -57,6 +57,8 @@ pub enum Status {
     Created,
     /// Running the user's process.
     Running,
+    /// Running, with every process frozen by the cgroup freezer (`pause`).
+    Paused,
     /// The process has exited.
     Stopped,
 }
@@ -67,6 +69,7 @@ impl Status {
         match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }
@@ -229,14 +232,21 @@ fn parse_stat(stat: &str) -> Option<(char, u64)> {
 
 impl StoredState {
     /// The status now: stopped if the recorded process is gone, a zombie,
-    /// or a different process that reused the pid.
+    /// or a different process that reused the pid; paused if its cgroup
+    /// is frozen (or freezing, on v1), as runc reports it.
     pub fn status(&self) -> Status {
         match proc_stat(self.pid) {
             Ok((state, start)) if start == self.start_time && state != 'Z' && state != 'X' => {
-                if self.started {
-                    Status::Running
-                } else {
+                if !self.started {
                     Status::Created
+                } else if self
+                    .cgroup
+                    .as_ref()
+                    .is_some_and(crate::cgroups::freezer::is_frozen)
+                {
+                    Status::Paused
+                } else {
+                    Status::Running
                 }
             }
             _ => Status::Stopped,
@@ -264,8 +274,8 @@ impl StoredState {
     }
 }
 
-/// Now as RFC 3339 UTC with nanoseconds.
-pub(crate) fn rfc3339_now() -> String {
+/// Now as RFC 3339 UTC with nanoseconds (the OCI state's `created`).
+pub fn rfc3339_now() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

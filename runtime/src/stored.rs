@@ -121,6 +121,44 @@ impl Runtime {
         Ok(())
     }
 
+    /// Signals every process of container `id` (`corral kill --all`): the
+    /// init through its checked pidfd, then each other pid in the
+    /// container's cgroup through a pidfd opened before the signal, so a
+    /// pid freed in between is never signalled. As with runc, a stopped
+    /// container is not an error (what is left in its cgroup is signalled).
+    /// A container without a cgroup has only its init signalled: with a
+    /// pid namespace of its own, the kernel ends the rest with it.
+    pub fn kill_all_by_id(&self, id: &str, signal: i32) -> Result<()> {
+        let dir = self.state_dir()?;
+        let stored = dir.read(id)?;
+        let send = |fd: BorrowedFd<'_>| match crate::sys::pidfd_send_signal(fd, signal) {
+            Err(e) if e.raw_os_error() != Some(libc::ESRCH) => Err(Error::sys(
+                format!("pidfd_send_signal {signal} to container {id:?}"),
+                e,
+            )),
+            _ => Ok(()),
+        };
+        if let Some(init) = stored.open_pidfd()? {
+            send(init.as_fd())?;
+        }
+        let Some(cg) = &stored.cgroup else {
+            return Ok(());
+        };
+        for pid in crate::cgroups::tree::pids(cg) {
+            let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+                continue;
+            };
+            if pid.as_raw_nonzero().get() == stored.pid {
+                continue;
+            }
+            if let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+                send(fd.as_fd())?;
+            }
+        }
+        crate::cgroups::thaw_after_kill(cg, signal);
+        Ok(())
+    }
+
     /// Deletes container `id` (`corral delete`). A created container is
     /// killed first, as runc does; a running one only with `force`.
     pub async fn delete_by_id(&self, id: &str, force: bool) -> Result<()> {
@@ -128,7 +166,7 @@ impl Runtime {
         let _lock = dir.lock(id)?;
         let stored = dir.read(id)?;
         let status = stored.status();
-        if status == Status::Running && !force {
+        if matches!(status, Status::Running | Status::Paused) && !force {
             return Err(Error::State {
                 id: id.to_owned(),
                 state: status.name(),

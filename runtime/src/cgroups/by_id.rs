@@ -13,13 +13,13 @@ use crate::state::Status;
 impl Runtime {
     /// Freezes container `id` (`corral pause`).
     pub async fn pause_by_id(&self, id: &str) -> Result<()> {
-        let cg = self.live_cgroup(id, "pause")?;
+        let cg = self.cgroup_in(id, Status::Running, "pause")?;
         super::freezer::freeze(&cg).await
     }
 
     /// Thaws container `id` (`corral resume`).
     pub async fn resume_by_id(&self, id: &str) -> Result<()> {
-        let cg = self.live_cgroup(id, "resume")?;
+        let cg = self.cgroup_in(id, Status::Paused, "resume")?;
         super::freezer::thaw(&cg).await
     }
 
@@ -48,6 +48,21 @@ impl Runtime {
             .cgroup
             .as_ref()
             .is_some_and(super::freezer::is_frozen))
+    }
+
+    /// The cgroup of container `id`, which must be in state `want` (runc
+    /// pauses only a running container and resumes only a paused one).
+    fn cgroup_in(&self, id: &str, want: Status, operation: &'static str) -> Result<CgroupPaths> {
+        let stored = self.state_dir()?.read(id)?;
+        let status = stored.status();
+        if status != want {
+            return Err(Error::State {
+                id: id.to_owned(),
+                state: status.name(),
+                operation,
+            });
+        }
+        self.live_cgroup(id, operation)
     }
 
     fn live_cgroup(&self, id: &str, operation: &'static str) -> Result<CgroupPaths> {

@@ -18,7 +18,7 @@ use corral_protocol::{CapSets, InitSpec, ProcessSpec, RawPath, Rlimit, StartVia}
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Process};
 
 pub(crate) use joins::Joins;
-pub(crate) use mounts::CgroupContext;
+pub(crate) use mounts::{CgroupContext, bind_container_cgroup};
 pub(crate) use userns::IdMaps;
 
 use crate::cgroup_layout::Layout;

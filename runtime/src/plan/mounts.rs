@@ -256,6 +256,35 @@ impl CgroupContext<'_> {
     }
 }
 
+/// Points the binds of a `cgroup` mount (no cgroup namespace) at the
+/// container's own cgroup, once it is made: the plan binds the runtime's
+/// own directory in each hierarchy, but the container must see its own
+/// limits at `/sys/fs/cgroup/<controller>`, as runc shows them (podman on
+/// v1 reads `memory.limit_in_bytes` there). Hierarchies where the
+/// container has no directory (named ones, a hybrid host's `unified`) keep
+/// the runtime's.
+pub(crate) fn bind_container_cgroup(
+    ops: &mut [MountOp],
+    layout: &Layout,
+    paths: &crate::cgroups::CgroupPaths,
+) {
+    for h in layout.hierarchies() {
+        let own = RawPath::from(h.own_dir().as_path());
+        let Some(dir) = paths
+            .dirs
+            .iter()
+            .find(|d| d.path.starts_with(&h.mount_point))
+        else {
+            continue;
+        };
+        for op in ops.iter_mut() {
+            if op.fstype.is_none() && op.source.as_ref() == Some(&own) {
+                op.source = Some(RawPath::from(dir.path.as_path()));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +319,41 @@ mod tests {
             cgroupns: ns,
         };
         translate(0, m, Path::new("/bundle"), &ctx)
+    }
+
+    #[test]
+    fn cgroup_binds_are_pointed_at_the_containers_own_cgroup() {
+        use crate::cgroups::{CgroupDir, CgroupPaths};
+        let layout = v1_layout();
+        let m = mount("/sys/fs/cgroup", "cgroup", "cgroup", &["ro"]);
+        let mut ops = translate_one(&m, &layout, false).unwrap();
+        let dir = |p: &str| CgroupDir {
+            controllers: Vec::new(),
+            path: p.into(),
+            owned: true,
+        };
+        let paths = CgroupPaths {
+            v2: false,
+            dirs: vec![
+                dir("/sys/fs/cgroup/cpu/ctr"),
+                dir("/sys/fs/cgroup/memory/a/b/ctr"),
+            ],
+        };
+        bind_container_cgroup(&mut ops, &layout, &paths);
+        let sources: Vec<_> = ops
+            .iter()
+            .filter(|o| o.fstype.is_none())
+            .map(|o| o.source.clone().unwrap())
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                RawPath::from("/sys/fs/cgroup/cpu/ctr"),
+                RawPath::from("/sys/fs/cgroup/memory/a/b/ctr"),
+                // No container dir in the unified hierarchy: the runtime's.
+                RawPath::from("/sys/fs/cgroup/unified/"),
+            ]
+        );
     }
 
     #[test]
