@@ -62,10 +62,12 @@ async fn run_container(rt: &Runtime, sink: Sink, path: &Path) {
     c.delete().await.expect("delete");
 }
 
-/// The baseline: a thread writes SIZE bytes into a pipe in 64 KiB writes;
-/// this thread splices the pipe into a fresh file until EOF.
+/// The baseline: a thread writes SIZE bytes into a 1 MiB pipe in 64 KiB
+/// writes; this thread splices the pipe into a fresh file until EOF.
 fn bare_splice_loop(path: &Path) -> Duration {
     let (read, write) = rustix::pipe::pipe().expect("pipe");
+    // The same pipe size corral gives a Stdio::file copy.
+    let _ = rustix::pipe::fcntl_setpipe_size(&read, 1 << 20);
     let _ = std::fs::remove_file(path);
     let file: OwnedFd = std::fs::File::create(path).expect("create file").into();
     let start = Instant::now();
