@@ -18,6 +18,7 @@ mod dev;
 mod error;
 mod exec;
 mod exec_mode;
+mod hooks;
 mod hostname;
 mod in_root;
 mod join;
@@ -75,6 +76,8 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
     if spec.loopback_up {
         network::loopback_up()?;
     }
+    // sync 1b: prestart/createRuntime in the parent, then createContainer.
+    hooks::create(channel, spec.hooks.as_ref())?;
     pivot_root::enter(root, &spec)?;
     hostname::set(spec.hostname.as_deref(), spec.domainname.as_deref())?;
     // Before the read-only paths: the default OCI spec makes /proc/sys
@@ -101,6 +104,7 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
         // A warm pool's container: the job's own argv and env.
         command = resolve::run(&resolve::overridden(process, takeover))?;
     }
+    hooks::start(spec.hooks.as_ref())?;
     if process.no_new_privileges {
         // Last before execve: no init syscall meets the filter.
         seccomp::load(seccomp)?;

@@ -107,6 +107,7 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         process: process_spec(process)?,
         start_via,
         seccomp: seccomp::plan(linux.seccomp().as_ref())?,
+        hooks: hooks_plan(oci)?,
     };
     let new_userns = joins.clone_flags & libc::CLONE_NEWUSER as u64 != 0;
     Ok(Plan {
@@ -115,6 +116,15 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         id_maps: userns::plan(linux, new_userns)?,
         joins,
     })
+}
+
+/// The init's part of the hooks, after checking them all.
+fn hooks_plan(oci: &oci_spec::runtime::Spec) -> Result<Option<corral_protocol::InitHooks>> {
+    let Some(hooks) = oci.hooks() else {
+        return Ok(None);
+    };
+    crate::hooks::validate(hooks)?;
+    Ok(Some(crate::hooks::init_hooks(hooks)))
 }
 
 fn paths(list: &Option<Vec<String>>) -> Vec<RawPath> {
@@ -132,9 +142,6 @@ fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
             format!("{what} are not implemented yet"),
         ))
     };
-    if oci.hooks().is_some() {
-        return later("hooks", "hooks");
-    }
     if let Some(p) = oci.process() {
         if p.apparmor_profile()
             .as_deref()
