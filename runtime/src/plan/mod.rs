@@ -98,8 +98,8 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         mounts: mount_ops,
         devices,
         symlinks,
-        masked_paths: paths(linux.masked_paths()),
-        readonly_paths: paths(linux.readonly_paths()),
+        masked_paths: paths("linux.maskedPaths", linux.masked_paths())?,
+        readonly_paths: paths("linux.readonlyPaths", linux.readonly_paths())?,
         hostname: oci.hostname().clone(),
         domainname: oci.domainname().clone(),
         loopback_up: joins.new_network,
@@ -127,11 +127,20 @@ fn hooks_plan(oci: &oci_spec::runtime::Spec) -> Result<Option<corral_protocol::I
     Ok(Some(crate::hooks::init_hooks(hooks)))
 }
 
-fn paths(list: &Option<Vec<String>>) -> Vec<RawPath> {
-    list.iter()
-        .flatten()
-        .map(|p| RawPath::from(p.as_str()))
-        .collect()
+/// Masked or read-only paths: each absolute (they are resolved inside the
+/// container's root after the pivot).
+fn paths(field: &str, list: &Option<Vec<String>>) -> Result<Vec<RawPath>> {
+    let mut out = Vec::new();
+    for (i, p) in list.iter().flatten().enumerate() {
+        if !p.starts_with('/') || p.contains('\0') {
+            return Err(Error::invalid(
+                format!("{field}[{i}]"),
+                format!("{p:?} is not an absolute path"),
+            ));
+        }
+        out.push(RawPath::from(p.as_str()));
+    }
+    Ok(out)
 }
 
 /// Refuses every field whose support comes later, naming it.
@@ -278,6 +287,18 @@ pub(crate) fn process_spec(p: &Process) -> Result<ProcessSpec> {
         }
     }
     let user = p.user();
+    if let Some(umask) = user.umask().filter(|&m| m > 0o777) {
+        return Err(Error::invalid(
+            "process.user.umask",
+            format!("{umask:#o} has bits above 0777"),
+        ));
+    }
+    if let Some(adj) = p.oom_score_adj().filter(|a| !(-1000..=1000).contains(a)) {
+        return Err(Error::invalid(
+            "process.oomScoreAdj",
+            format!("{adj} is outside -1000..=1000"),
+        ));
+    }
     Ok(ProcessSpec {
         args: args.iter().map(|a| RawPath::from(a.as_str())).collect(),
         env: env.iter().map(|e| RawPath::from(e.as_str())).collect(),
