@@ -242,6 +242,10 @@ pub struct InitSpec {
     /// OCI hooks the init takes part in; `None` when the config has none.
     #[serde(default)]
     pub hooks: Option<InitHooks>,
+    /// `personality(2)` persona (`PER_LINUX` 0, `PER_LINUX32` 8) set just
+    /// before `execve`; `None` leaves the init's.
+    #[serde(default)]
+    pub personality: Option<u32>,
 }
 
 /// One OCI hook for the init to run itself (`createContainer`,
@@ -348,6 +352,8 @@ pub enum Step {
     /// OCI hooks the init runs (`createContainer`, `startContainer`) or
     /// waits for (`run_hooks`).
     Hooks,
+    /// `personality(2)`.
+    Personality,
     /// A step this build does not know (sent by a newer init).
     #[serde(other)]
     Unknown,
@@ -383,6 +389,7 @@ impl Step {
             Step::Join => "join",
             Step::Spawn => "spawn",
             Step::Hooks => "hooks",
+            Step::Personality => "personality",
             Step::Unknown => "unknown",
         }
     }

@@ -190,6 +190,12 @@ pub enum Error {
         #[source]
         errno: Errno,
     },
+    #[error("personality {persona:#x}")]
+    Personality {
+        persona: u32,
+        #[source]
+        errno: Errno,
+    },
     /// An OCI hook the init runs could not be started or waited for.
     #[error("{op} hook {field} {path:?}")]
     Hook {
@@ -245,6 +251,7 @@ impl Error {
             Error::Join { .. } => Step::Join,
             Error::Spawn { .. } => Step::Spawn,
             Error::Hook { .. } | Error::HookFailed { .. } => Step::Hooks,
+            Error::Personality { .. } => Step::Personality,
         }
     }
 
@@ -284,7 +291,8 @@ impl Error {
             | Error::Exec { errno, .. }
             | Error::Join { errno, .. }
             | Error::Spawn { errno, .. }
-            | Error::Hook { errno, .. } => *errno,
+            | Error::Hook { errno, .. }
+            | Error::Personality { errno, .. } => *errno,
         };
         Some(errno.raw_os_error())
     }

@@ -27,6 +27,7 @@ mod mounts;
 mod network;
 mod no_new_privs;
 mod oom_score_adj;
+mod personality;
 mod pivot_root;
 mod readonly_paths;
 mod resolve;
@@ -97,6 +98,7 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
     }
     capabilities::apply(caps)?;
     no_new_privs::set(process.no_new_privileges)?;
+    personality::set(spec.personality)?;
     let mut command = resolve::run(process)?;
     close_fds::run(channel, fifo.as_ref())?;
     // sync 2: Ready; then sync 4: Start, or the FIFO opened by `corral start`.

@@ -491,3 +491,42 @@ async fn a_domainname_without_a_uts_namespace_is_refused() {
     linux(&mut spec).set_namespaces(Some(list));
     assert_refused(spec, "hostname").await;
 }
+
+// ---------------------------------------------------------------------------
+// linux.personality
+
+#[tokio::test]
+async fn personality_linux32_is_set_for_the_process() {
+    require_root();
+    let _serial = serial().await;
+    use corral::oci_spec::runtime::{LinuxPersonalityBuilder, LinuxPersonalityDomain};
+    let mut spec = probe_spec(&["/probe", "read", "/proc/self/personality"]);
+    let p = LinuxPersonalityBuilder::default()
+        .domain(LinuxPersonalityDomain::PerLinux32)
+        .build()
+        .unwrap();
+    linux(&mut spec).set_personality(Some(p));
+    assert_eq!(output(spec).await.trim(), "00000008");
+    let (_, plain) = run_capture(
+        &runtime(),
+        probe_spec(&["/probe", "read", "/proc/self/personality"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(plain.trim(), "00000000");
+}
+
+#[tokio::test]
+async fn personality_flags_are_refused() {
+    require_root();
+    let _serial = serial().await;
+    use corral::oci_spec::runtime::{LinuxPersonalityBuilder, LinuxPersonalityDomain};
+    let mut spec = probe_spec(&["/probe"]);
+    let p = LinuxPersonalityBuilder::default()
+        .domain(LinuxPersonalityDomain::PerLinux)
+        .flags(vec!["ADDR_NO_RANDOMIZE".to_owned()])
+        .build()
+        .unwrap();
+    linux(&mut spec).set_personality(Some(p));
+    assert_refused(spec, "linux.personality.flags").await;
+}

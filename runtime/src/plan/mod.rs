@@ -108,6 +108,7 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         start_via,
         seccomp: seccomp::plan(linux.seccomp().as_ref())?,
         hooks: hooks_plan(oci)?,
+        personality: personality(linux)?,
     };
     let new_userns = joins.clone_flags & libc::CLONE_NEWUSER as u64 != 0;
     Ok(Plan {
@@ -116,6 +117,25 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         id_maps: userns::plan(linux, new_userns)?,
         joins,
     })
+}
+
+/// `linux.personality`: the domain as a `PER_*` number. runc accepts no
+/// flags either (it ignores them with a warning); corral refuses them.
+fn personality(linux: &Linux) -> Result<Option<u32>> {
+    use oci_spec::runtime::LinuxPersonalityDomain as Domain;
+    let Some(p) = linux.personality() else {
+        return Ok(None);
+    };
+    if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+        return Err(Error::unsupported(
+            "linux.personality.flags",
+            "personality flags are not supported (runc ignores them; corral refuses)",
+        ));
+    }
+    Ok(Some(match p.domain() {
+        Domain::PerLinux => 0,
+        Domain::PerLinux32 => 8,
+    }))
 }
 
 /// The init's part of the hooks, after checking them all.
@@ -176,9 +196,6 @@ fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
     };
     if linux.intel_rdt().is_some() {
         return later("linux.intelRdt", "Intel RDT settings");
-    }
-    if linux.personality().is_some() {
-        return later("linux.personality", "personalities");
     }
     if linux.memory_policy().is_some() {
         return later("linux.memoryPolicy", "memory policies");
