@@ -81,7 +81,7 @@ impl InitChannel {
                 })?;
                 Ok(Request::Exec(spec, pidfd))
             }
-            other @ (ToInit::Start | ToInit::StartWith(_)) => {
+            other @ (ToInit::Start | ToInit::StartWith(_) | ToInit::HooksDone) => {
                 Err(Error::Unexpected { kind: other.kind() })
             }
         }
@@ -110,6 +110,18 @@ impl InitChannel {
     /// Sends the console's pty master (one fd).
     pub fn send_console(&self, master: BorrowedFd<'_>) -> Result<()> {
         send(self.as_fd(), &ToParent::Console, &[master])
+    }
+
+    /// Asks the parent to run the `prestart` and `createRuntime` hooks and
+    /// blocks until it answers `HooksDone`. A parent gone away (it failed a
+    /// hook and is killing us) is [`Error::Closed`].
+    pub fn run_parent_hooks(&self) -> Result<()> {
+        send(self.as_fd(), &ToParent::RunHooks, &[])?;
+        let (msg, _fds) = recv::<ToInit>(self.as_fd())?;
+        match msg {
+            ToInit::HooksDone => Ok(()),
+            other => Err(Error::Unexpected { kind: other.kind() }),
+        }
     }
 
     /// Blocks until `Start` (`None`) or `StartWith` (the override). A
@@ -177,6 +189,11 @@ impl ParentEnd {
             &ToInit::Exec(Box::new(spec.clone())),
             &[target],
         )
+    }
+
+    /// Tells the init the parent's hooks ran (answer to `RunHooks`).
+    pub fn send_hooks_done(&self) -> Result<()> {
+        send(self.as_fd(), &ToInit::HooksDone, &[])
     }
 
     /// Tells the init to exec the workload.

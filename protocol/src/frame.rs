@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! byte 0     version (VERSION)
-//! byte 1     kind    (Kind: 1-3 to the init, 16-20 to the parent)
+//! byte 1     kind    (Kind: 1-5 to the init, 16-21 to the parent)
 //! bytes 2..4 reserved, must be 0
 //! bytes 4..8 body length, u32 little-endian, at most MAX_BODY
 //! ```
@@ -48,6 +48,8 @@ pub enum Kind {
     StartWith = 3,
     /// [`ToInit::Exec`].
     Exec = 4,
+    /// [`ToInit::HooksDone`].
+    HooksDone = 5,
     /// [`ToParent::Ready`].
     Ready = 16,
     /// [`ToParent::Error`].
@@ -58,6 +60,8 @@ pub enum Kind {
     Console = 19,
     /// [`ToParent::ExecPid`].
     ExecPid = 20,
+    /// [`ToParent::RunHooks`].
+    RunHooks = 21,
 }
 
 impl Kind {
@@ -68,11 +72,13 @@ impl Kind {
             2 => Kind::Start,
             3 => Kind::StartWith,
             4 => Kind::Exec,
+            5 => Kind::HooksDone,
             16 => Kind::Ready,
             17 => Kind::Error,
             18 => Kind::Log,
             19 => Kind::Console,
             20 => Kind::ExecPid,
+            21 => Kind::RunHooks,
             _ => return None,
         })
     }
@@ -82,7 +88,13 @@ impl Kind {
         match self {
             Kind::Spec => FdCount::ZeroOrOne,
             Kind::Console | Kind::Exec | Kind::ExecPid => FdCount::One,
-            Kind::Start | Kind::StartWith | Kind::Ready | Kind::Error | Kind::Log => FdCount::Zero,
+            Kind::Start
+            | Kind::StartWith
+            | Kind::HooksDone
+            | Kind::Ready
+            | Kind::Error
+            | Kind::Log
+            | Kind::RunHooks => FdCount::Zero,
         }
     }
 
@@ -98,6 +110,8 @@ impl Kind {
             Kind::Console => "console",
             Kind::Exec => "exec",
             Kind::ExecPid => "exec_pid",
+            Kind::HooksDone => "hooks_done",
+            Kind::RunHooks => "run_hooks",
         }
     }
 }
@@ -166,13 +180,14 @@ impl Message for ToInit {
             ToInit::Start => Kind::Start,
             ToInit::StartWith(_) => Kind::StartWith,
             ToInit::Exec(_) => Kind::Exec,
+            ToInit::HooksDone => Kind::HooksDone,
         }
     }
 
     fn has_kind(kind: Kind) -> bool {
         matches!(
             kind,
-            Kind::Spec | Kind::Start | Kind::StartWith | Kind::Exec
+            Kind::Spec | Kind::Start | Kind::StartWith | Kind::Exec | Kind::HooksDone
         )
     }
 
@@ -180,7 +195,7 @@ impl Message for ToInit {
         match self {
             ToInit::Spec(spec) => encode_json(Kind::Spec, &**spec, out),
             ToInit::StartWith(process) => encode_json(Kind::StartWith, &**process, out),
-            ToInit::Start => Ok(()),
+            ToInit::Start | ToInit::HooksDone => Ok(()),
             ToInit::Exec(spec) => encode_json(Kind::Exec, &**spec, out),
         }
     }
@@ -191,6 +206,7 @@ impl Message for ToInit {
             Kind::Start => decode_empty(kind, body).map(|()| ToInit::Start),
             Kind::StartWith => Ok(ToInit::StartWith(Box::new(decode_json(kind, body)?))),
             Kind::Exec => Ok(ToInit::Exec(Box::new(decode_json(kind, body)?))),
+            Kind::HooksDone => decode_empty(kind, body).map(|()| ToInit::HooksDone),
             other => Err(Error::UnknownKind { kind: other as u8 }),
         }
     }
@@ -204,13 +220,14 @@ impl Message for ToParent {
             ToParent::Log(_) => Kind::Log,
             ToParent::Console => Kind::Console,
             ToParent::ExecPid(_) => Kind::ExecPid,
+            ToParent::RunHooks => Kind::RunHooks,
         }
     }
 
     fn has_kind(kind: Kind) -> bool {
         matches!(
             kind,
-            Kind::Ready | Kind::Error | Kind::Log | Kind::Console | Kind::ExecPid
+            Kind::Ready | Kind::Error | Kind::Log | Kind::Console | Kind::ExecPid | Kind::RunHooks
         )
     }
 
@@ -219,7 +236,7 @@ impl Message for ToParent {
             ToParent::Error(error) => encode_json(Kind::Error, error, out),
             ToParent::Log(record) => encode_json(Kind::Log, record, out),
             ToParent::ExecPid(pid) => encode_json(Kind::ExecPid, pid, out),
-            ToParent::Ready | ToParent::Console => Ok(()),
+            ToParent::Ready | ToParent::Console | ToParent::RunHooks => Ok(()),
         }
     }
 
@@ -230,6 +247,7 @@ impl Message for ToParent {
             Kind::Log => Ok(ToParent::Log(decode_json(kind, body)?)),
             Kind::Console => decode_empty(kind, body).map(|()| ToParent::Console),
             Kind::ExecPid => Ok(ToParent::ExecPid(decode_json(kind, body)?)),
+            Kind::RunHooks => decode_empty(kind, body).map(|()| ToParent::RunHooks),
             other => Err(Error::UnknownKind { kind: other as u8 }),
         }
     }

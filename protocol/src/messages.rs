@@ -239,6 +239,48 @@ pub struct InitSpec {
     /// Seccomp filters to load last before `execve`.
     #[serde(default)]
     pub seccomp: Option<SeccompProgram>,
+    /// OCI hooks the init takes part in; `None` when the config has none.
+    #[serde(default)]
+    pub hooks: Option<InitHooks>,
+    /// `personality(2)` persona (`PER_LINUX` 0, `PER_LINUX32` 8) set just
+    /// before `execve`; `None` leaves the init's.
+    #[serde(default)]
+    pub personality: Option<u32>,
+}
+
+/// One OCI hook for the init to run itself (`createContainer`,
+/// `startContainer`): `execve(path, args, env)` with the container state
+/// JSON on stdin, killed at `timeout_secs`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hook {
+    /// Absolute path of the program.
+    pub path: RawPath,
+    /// `argv`, `args[0]` included (empty: `[path]`).
+    pub args: Vec<RawPath>,
+    /// `KEY=value` entries; the hook's whole environment.
+    pub env: Vec<RawPath>,
+    /// Seconds before the hook is killed; `None` waits for it.
+    pub timeout_secs: Option<u64>,
+    /// What to name in an error (`hooks.createContainer[0]`).
+    pub field: String,
+}
+
+/// The hooks of a container, as the init sees them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitHooks {
+    /// Send `run_hooks` after the mounts and wait for `hooks_done` before
+    /// `createContainer`: the parent runs `prestart` and `createRuntime`.
+    pub ask_parent: bool,
+    /// Run after `run_hooks`, before `pivot_root`, in the container's
+    /// namespaces (the path resolves on the host: nothing is pivoted yet).
+    pub create_container: Vec<Hook>,
+    /// Run after the start signal, before the workload's `execve`; the path
+    /// resolves inside the container.
+    pub start_container: Vec<Hook>,
+    /// The state JSON (`status: creating`) for `createContainer`.
+    pub creating_state: String,
+    /// The state JSON (`status: created`) for `startContainer`.
+    pub created_state: String,
 }
 
 /// Seccomp filters, compiled by the runtime: the init loads each with
@@ -307,6 +349,11 @@ pub enum Step {
     /// Exec mode: `clone3(CLONE_PARENT)` of the process inside the target's
     /// pid namespace.
     Spawn,
+    /// OCI hooks the init runs (`createContainer`, `startContainer`) or
+    /// waits for (`run_hooks`).
+    Hooks,
+    /// `personality(2)`.
+    Personality,
     /// A step this build does not know (sent by a newer init).
     #[serde(other)]
     Unknown,
@@ -341,6 +388,8 @@ impl Step {
             Step::Seccomp => "seccomp",
             Step::Join => "join",
             Step::Spawn => "spawn",
+            Step::Hooks => "hooks",
+            Step::Personality => "personality",
             Step::Unknown => "unknown",
         }
     }
@@ -457,6 +506,9 @@ pub enum ToInit {
     /// Exec now, with these arguments and environment instead of the
     /// spec's (a warm pool's container handed out for a job). No fds.
     StartWith(Box<ProcessOverride>),
+    /// The parent ran the `prestart` and `createRuntime` hooks; go on. No
+    /// fds.
+    HooksDone,
 }
 
 /// What a [`ToInit::StartWith`] replaces in the spec's process.
@@ -481,4 +533,7 @@ pub enum ToParent {
     Console,
     /// Exec mode: the new process exists. Exactly 1 fd, its pidfd.
     ExecPid(ExecPid),
+    /// The mounts are done: run the `prestart` and `createRuntime` hooks
+    /// and answer `hooks_done`. No fds.
+    RunHooks,
 }

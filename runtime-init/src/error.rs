@@ -190,6 +190,29 @@ pub enum Error {
         #[source]
         errno: Errno,
     },
+    #[error("personality {persona:#x}")]
+    Personality {
+        persona: u32,
+        #[source]
+        errno: Errno,
+    },
+    /// An OCI hook the init runs could not be started or waited for.
+    #[error("{op} hook {field} {path:?}")]
+    Hook {
+        op: &'static str,
+        field: String,
+        path: PathBuf,
+        #[source]
+        errno: Errno,
+    },
+    /// An OCI hook ran and failed: a non-zero exit, a signal, or killed at
+    /// its timeout.
+    #[error("hook {field} {path:?} {outcome}")]
+    HookFailed {
+        field: String,
+        path: PathBuf,
+        outcome: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -227,6 +250,8 @@ impl Error {
             Error::Exec { .. } => Step::Exec,
             Error::Join { .. } => Step::Join,
             Error::Spawn { .. } => Step::Spawn,
+            Error::Hook { .. } | Error::HookFailed { .. } => Step::Hooks,
+            Error::Personality { .. } => Step::Personality,
         }
     }
 
@@ -238,7 +263,9 @@ impl Error {
                 corral_protocol::Error::Io { errno, .. } => *errno,
                 _ => return None,
             },
-            Error::ParentGone | Error::CwdUnreachable { .. } => return None,
+            Error::ParentGone | Error::CwdUnreachable { .. } | Error::HookFailed { .. } => {
+                return None;
+            }
             Error::SysctlKey { .. } | Error::EmptyArgs | Error::NulByte { .. } => Errno::INVAL,
             Error::NotFound { .. } => Errno::NOENT,
             Error::Rootfs { errno, .. }
@@ -263,7 +290,9 @@ impl Error {
             | Error::WaitStart { errno, .. }
             | Error::Exec { errno, .. }
             | Error::Join { errno, .. }
-            | Error::Spawn { errno, .. } => *errno,
+            | Error::Spawn { errno, .. }
+            | Error::Hook { errno, .. }
+            | Error::Personality { errno, .. } => *errno,
         };
         Some(errno.raw_os_error())
     }
@@ -278,7 +307,9 @@ impl Error {
             | Error::ReadonlyPath { path, .. }
             | Error::Cwd { path, .. }
             | Error::WaitStart { path, .. }
-            | Error::Exec { path, .. } => path,
+            | Error::Exec { path, .. }
+            | Error::Hook { path, .. }
+            | Error::HookFailed { path, .. } => path,
             Error::Mount { target, .. } => target,
             Error::Console { path, .. } | Error::Join { path, .. } => path.as_ref()?,
             Error::CwdUnreachable { cwd } => cwd,

@@ -35,13 +35,23 @@ pub fn split_last(path: &[u8]) -> (Vec<&[u8]>, Option<&[u8]>) {
 pub fn open_with(root: BorrowedFd<'_>, path: &[u8], flags: OFlags) -> io::Result<OwnedFd> {
     let relative: Vec<u8> = join(components(path));
     let relative: &[u8] = if relative.is_empty() { b"." } else { &relative };
-    openat2(
-        root,
-        relative,
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        RESOLVE,
-    )
+    // openat2(2): with RESOLVE_IN_ROOT, a `..` met while any rename or mount
+    // happens anywhere on the system gives EAGAIN ("could not ensure that
+    // `..` did not escape"); callers are told to retry. Concurrent
+    // containers mount all the time, so retry a bounded number of times.
+    let mut tries = 0;
+    loop {
+        match openat2(
+            root,
+            relative,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            RESOLVE,
+        ) {
+            Err(io::Errno::AGAIN) if tries < 128 => tries += 1,
+            other => return other,
+        }
+    }
 }
 
 /// An `O_PATH` fd for `path` inside the root.

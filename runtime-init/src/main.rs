@@ -18,6 +18,7 @@ mod dev;
 mod error;
 mod exec;
 mod exec_mode;
+mod hooks;
 mod hostname;
 mod in_root;
 mod join;
@@ -26,6 +27,7 @@ mod mounts;
 mod network;
 mod no_new_privs;
 mod oom_score_adj;
+mod personality;
 mod pivot_root;
 mod readonly_paths;
 mod resolve;
@@ -75,6 +77,8 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
     if spec.loopback_up {
         network::loopback_up()?;
     }
+    // sync 1b: prestart/createRuntime in the parent, then createContainer.
+    hooks::create(channel, spec.hooks.as_ref())?;
     pivot_root::enter(root, &spec)?;
     hostname::set(spec.hostname.as_deref(), spec.domainname.as_deref())?;
     // Before the read-only paths: the default OCI spec makes /proc/sys
@@ -94,6 +98,7 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
     }
     capabilities::apply(caps)?;
     no_new_privs::set(process.no_new_privileges)?;
+    personality::set(spec.personality)?;
     let mut command = resolve::run(process)?;
     close_fds::run(channel, fifo.as_ref())?;
     // sync 2: Ready; then sync 4: Start, or the FIFO opened by `corral start`.
@@ -101,6 +106,7 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
         // A warm pool's container: the job's own argv and env.
         command = resolve::run(&resolve::overridden(process, takeover))?;
     }
+    hooks::start(spec.hooks.as_ref())?;
     if process.no_new_privileges {
         // Last before execve: no init syscall meets the filter.
         seccomp::load(seccomp)?;

@@ -319,3 +319,13 @@ pub fn pidfd_alive(pidfd: BorrowedFd<'_>) -> io::Result<()> {
     };
     if ret == 0 { Ok(()) } else { Err(last_errno()) }
 }
+
+/// `personality(persona)`: sets the process's execution domain
+/// (personality(2)); the kernel keeps it across `execve`.
+pub fn set_personality(persona: u32) -> io::Result<()> {
+    debug_assert_ne!(persona, 0xffff_ffff, "0xffffffff queries, it does not set");
+    // SAFETY: personality(2) takes a plain integer and touches no memory of
+    // ours; 0xffffffff would only query, and callers pass a known persona.
+    let ret = unsafe { libc::personality(libc::c_ulong::from(persona)) };
+    if ret == -1 { Err(last_errno()) } else { Ok(()) }
+}

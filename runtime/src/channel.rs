@@ -70,6 +70,17 @@ impl InitSocket {
         }
     }
 
+    /// Sync 1b: the parent's hooks ran; the init goes on.
+    pub async fn send_hooks_done(&self) -> Result<(), Error> {
+        loop {
+            let mut guard = self.fd.writable().await.map_err(io_error)?;
+            match guard.get_inner().send_hooks_done() {
+                Err(e) if e.is_would_block() => guard.clear_ready(),
+                other => return other,
+            }
+        }
+    }
+
     /// The next message from the init. `Err(Error::Closed)` is EOF: after
     /// `Start`, the exec succeeded (the socket is close-on-exec).
     ///

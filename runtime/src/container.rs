@@ -15,6 +15,7 @@ use crate::cgroups::tree::Entry;
 use crate::channel::InitSocket;
 use crate::console::Console;
 use crate::error::{Error, Result};
+use crate::hooks::{HookContext, Kind as HookKind};
 use crate::pidfd::PidFd;
 use crate::runtime::{CreateOptions, Runtime};
 use crate::state::{StoredState, proc_stat, rfc3339_now};
@@ -48,6 +49,8 @@ pub struct Container {
     copies: Vec<stdio::CopyDone>,
     stored: Option<StoredState>,
     cgroup: Option<CgroupPaths>,
+    /// The config's hooks, for `poststart` and `poststop`.
+    hooks: Option<Box<HookContext>>,
 }
 
 impl Container {
@@ -165,7 +168,11 @@ impl Container {
             return Err(self.state_error("start"));
         }
         match self.start_via {
-            StartVia::Socket => self.start_by_socket(takeover.as_ref()).await?,
+            StartVia::Socket => {
+                if let Err(e) = self.start_by_socket(takeover.as_ref()).await {
+                    return Err(self.fail_start(e).await);
+                }
+            }
             StartVia::Fifo => {
                 // sync 4 (FIFO mode): opening the FIFO for reading releases
                 // the init; nobody observes sync 5 on this path.
@@ -180,7 +187,33 @@ impl Container {
             self.runtime.state_dir()?.write(stored)?;
         }
         info!(pid = self.pid(), "started");
+        if let Some(ctx) = &self.hooks {
+            ctx.run_logged(HookKind::Poststart, &self.id, "running", self.pid())
+                .await;
+        }
         Ok(())
+    }
+
+    /// A `startContainer` hook failed: the init has exited; as the runtime
+    /// spec says, the container is stopped and deleted (cgroup, state dir,
+    /// `poststop`), and the handle reports `stopped`.
+    async fn fail_start(&mut self, error: Error) -> Error {
+        let hook_failed = error
+            .init_error()
+            .is_some_and(|e| e.step == corral_protocol::Step::Hooks);
+        if hook_failed {
+            let _ = self.remove_cgroup().await;
+            let _ = self.remove_state();
+            self.run_poststop().await;
+        }
+        error
+    }
+
+    async fn run_poststop(&mut self) {
+        if let Some(ctx) = self.hooks.take() {
+            ctx.run_logged(HookKind::Poststop, &self.id, "stopped", self.pid())
+                .await;
+        }
     }
 
     async fn start_by_socket(
@@ -271,7 +304,9 @@ impl Container {
             return Err(self.state_error("delete"));
         }
         self.remove_cgroup().await?;
-        self.remove_state()
+        self.remove_state()?;
+        self.run_poststop().await;
+        Ok(())
     }
 
     /// Kills the process if it still runs, reaps it, then deletes.
@@ -282,7 +317,9 @@ impl Container {
             .await
             .map_err(|e| Error::sys("waitid on pidfd", e))?;
         self.remove_cgroup().await?;
-        self.remove_state()
+        self.remove_state()?;
+        self.run_poststop().await;
+        Ok(())
     }
 
     /// Lets the process outlive this handle (the command line's `create`):
@@ -393,6 +430,7 @@ pub(crate) async fn create(
 ) -> Result<Container> {
     crate::state::validate_id(&id)?;
     let mut plan = plan::plan(&id, &spec, runtime.layout(), opts.start_via)?;
+    let hooks = HookContext::of(&spec).map(Box::new);
     plan.init.no_pivot = opts.no_pivot;
     if let Some((soft, hard)) = runtime.inherited_nofile() {
         let rlimits = &mut plan.init.process.rlimits;
@@ -428,19 +466,30 @@ pub(crate) async fn create(
     if let Some(paths) = &guard.cgroup {
         plan::bind_container_cgroup(&mut plan.init.mounts, runtime.layout(), paths);
     }
-    let made = match spawn_and_handshake(&runtime, &id, &plan, opts, &mut guard).await {
-        Ok(made) => made,
-        Err(e) => {
-            guard.abort().await;
-            return Err(e);
-        }
-    };
+    let made =
+        match spawn_and_handshake(&runtime, &id, &plan, opts, &mut guard, hooks.as_deref()).await {
+            Ok(made) => made,
+            Err(e) => {
+                let pid = guard
+                    .process
+                    .as_ref()
+                    .map(|p| p.pid().as_raw_nonzero().get());
+                guard.abort().await;
+                if let (Some(ctx), Some(pid)) = (&hooks, pid) {
+                    // The runtime spec's lifecycle goes on at delete: poststop.
+                    ctx.run_logged(HookKind::Poststop, &id, "stopped", pid)
+                        .await;
+                }
+                return Err(e);
+            }
+        };
     let process = guard
         .process
         .take()
         .expect("a spawned child is in the guard");
     let mut container = made.into_container(runtime, id, process);
     container.cgroup = guard.cgroup.take();
+    container.hooks = hooks;
     if let Some(dir) = state_dir {
         let stored = match stored_state(&container, &spec, rootfs) {
             Ok(stored) => stored,
@@ -540,6 +589,7 @@ fn stored_state(c: &Container, spec: &Spec, rootfs: std::path::PathBuf) -> Resul
             .unwrap_or_default()
             .into_iter()
             .collect(),
+        hooks: spec.oci().hooks().clone(),
     })
 }
 
@@ -569,6 +619,7 @@ impl Made {
             copies: Vec::new(),
             stored: None,
             cgroup: None,
+            hooks: None,
         };
         for (index, parent) in self.stdio.into_iter().enumerate() {
             let Some(parent) = parent else { continue };
@@ -592,6 +643,7 @@ async fn spawn_and_handshake(
     plan: &plan::Plan,
     opts: CreateOptions,
     guard: &mut Abort,
+    hooks: Option<&HookContext>,
 ) -> Result<Made> {
     let (init, clone_flags) = (&plan.init, plan.clone_flags);
     let (id_maps, joins) = (plan.id_maps.as_ref(), &plan.joins);
@@ -662,7 +714,23 @@ async fn spawn_and_handshake(
         rustix::io::write(&write, &[1]).map_err(|e| Error::sys("release the cloned child", e))?;
     }
     let socket = InitSocket::new(parent_end).map_err(|e| Error::sys("register init socket", e))?;
-    let console = handshake(id, &socket, process, init, fifo.as_ref().map(|f| f.as_fd())).await?;
+    // The hooks' state JSON names the pid, known only now.
+    let with_states;
+    let init = match (hooks, &init.hooks) {
+        (Some(ctx), Some(init_hooks)) => {
+            let mut init_hooks = init_hooks.clone();
+            let pid = spawned.pid.as_raw_nonzero().get();
+            crate::hooks::fill_states(&mut init_hooks, ctx, id, pid);
+            with_states = corral_protocol::InitSpec {
+                hooks: Some(init_hooks),
+                ..init.clone()
+            };
+            &with_states
+        }
+        _ => init,
+    };
+    let fifo = fifo.as_ref().map(|f| f.as_fd());
+    let console = handshake(id, &socket, process, init, fifo, hooks).await?;
     Ok(Made {
         socket,
         start_via,
@@ -747,6 +815,7 @@ async fn handshake(
     process: &PidFd,
     init: &corral_protocol::InitSpec,
     fifo: Option<std::os::fd::BorrowedFd<'_>>,
+    hooks: Option<&HookContext>,
 ) -> Result<Option<OwnedFd>> {
     // sync 1: the spec (+ the FIFO's O_PATH fd in FIFO mode).
     if let Err(e) = socket.send_spec(init, fifo).await {
@@ -762,8 +831,19 @@ async fn handshake(
             Ok((ToParent::Log(record), _)) => emit(&record),
             // Between sync 1 and 2: the pty master, when process.terminal.
             Ok((ToParent::Console, fd)) => console = fd,
-            Ok((ToParent::ExecPid(_), _)) => {
-                let kind = corral_protocol::Kind::ExecPid;
+            // sync 1b: mounts done, before pivot_root: prestart and
+            // createRuntime, in the runtime namespace.
+            Ok((ToParent::RunHooks, _)) if hooks.is_some() => {
+                let ctx = hooks.expect("checked by the guard");
+                let state = ctx.state_json(id, "creating", process.pid().as_raw_nonzero().get());
+                ctx.run(crate::hooks::CREATE_RUNTIME, &state).await?;
+                socket
+                    .send_hooks_done()
+                    .await
+                    .map_err(|e| protocol_err(id, e))?;
+            }
+            Ok((other @ (ToParent::ExecPid(_) | ToParent::RunHooks), _)) => {
+                let kind = message_kind(&other);
                 return Err(protocol_err(
                     id,
                     corral_protocol::Error::Unexpected { kind },
@@ -817,6 +897,7 @@ pub(crate) fn message_kind(msg: &ToParent) -> corral_protocol::Kind {
         ToParent::Error(_) => corral_protocol::Kind::Error,
         ToParent::Log(_) => corral_protocol::Kind::Log,
         ToParent::Console => corral_protocol::Kind::Console,
+        ToParent::RunHooks => corral_protocol::Kind::RunHooks,
     }
 }
 

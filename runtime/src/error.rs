@@ -117,6 +117,18 @@ pub enum Error {
         /// How it ended.
         status: crate::ExitStatus,
     },
+    /// An OCI hook run by the runtime failed, timed out or could not be
+    /// started.
+    #[error("hook {field} {path:?}: {reason}")]
+    Hook {
+        /// The config field (`hooks.createRuntime[0]`).
+        field: String,
+        /// The hook's program.
+        path: PathBuf,
+        /// What went wrong (exit status and the tail of its stderr, or the
+        /// timeout).
+        reason: String,
+    },
     /// Reading or writing the container's state directory failed.
     #[error("state {path:?}")]
     StateDir {

@@ -27,6 +27,7 @@ mod console;
 mod container;
 mod error;
 mod exec;
+mod hooks;
 mod init_binary;
 mod namespaces;
 mod pidfd;

@@ -47,6 +47,10 @@ pub struct StoredState {
     /// The container's cgroup, if it has one.
     #[serde(default)]
     pub cgroup: Option<crate::cgroups::CgroupPaths>,
+    /// The config's hooks, for `poststart` (at `start`) and `poststop` (at
+    /// `delete`).
+    #[serde(default)]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 /// Lifecycle status, as the OCI runtime spec names it.
@@ -352,6 +356,7 @@ mod tests {
             started: false,
             annotations: BTreeMap::new(),
             cgroup: None,
+            hooks: None,
         };
         dir.write(&st).unwrap();
         assert_eq!(dir.read("c1").unwrap(), st);

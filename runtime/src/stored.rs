@@ -104,7 +104,12 @@ impl Runtime {
         let pidfd = self.live_pidfd(&stored, "start")?;
         release_fifo(&dir.dir(id), &pidfd).await?;
         stored.started = true;
-        dir.write(&stored)
+        dir.write(&stored)?;
+        if let Some(ctx) = crate::hooks::HookContext::of_stored(&stored) {
+            let kind = crate::hooks::Kind::Poststart;
+            ctx.run_logged(kind, id, "running", stored.pid).await;
+        }
+        Ok(())
     }
 
     /// Signals the process of container `id` (`corral kill`).
@@ -195,7 +200,12 @@ impl Runtime {
         if let Some(cg) = &stored.cgroup {
             crate::cgroups::tree::remove(cg).await?;
         }
-        dir.remove(id)
+        dir.remove(id)?;
+        if let Some(ctx) = crate::hooks::HookContext::of_stored(&stored) {
+            let kind = crate::hooks::Kind::Poststop;
+            ctx.run_logged(kind, id, "stopped", stored.pid).await;
+        }
+        Ok(())
     }
 
     fn live_pidfd(&self, stored: &StoredState, operation: &'static str) -> Result<OwnedFd> {

@@ -26,6 +26,8 @@
 //! | `fork N`         | starts N `/probe pause` children; JSON `{"started":k,"error":e}` (e null when all started), then kills them |
 //! | `count`          | writes 1, 2, 3, ... one per line to stdout, forever (not JSON) |
 //! | `emit BYTES [2]` | writes BYTES of the pattern `i % 251` to stdout (stderr: 2)  |
+//! | `hook-log FILE [pause \| exit N]` | as an OCI hook: appends one JSON line `{"args","env","stdin","pid","ns"}` to FILE, then pauses or exits N (default 0) |
+//! | `stat PATH`      | JSON `{"type","mode","uid","gid","major","minor"}` of PATH (`lstat`); `type` is `c`, `b`, `p`, `d`, `f`, `l` or `s` |
 //!
 //! Exit status: 0 on success, 1 when the operation fails (the error is on
 //! stderr), 2 for an unknown command or bad arguments, 3 when `signal-self`
@@ -75,6 +77,8 @@ fn main() {
         "fork" => cmd_fork(rest),
         "count" => cmd_count(),
         "emit" => cmd_emit(rest),
+        "hook-log" => cmd_hook_log(rest),
+        "stat" => cmd_stat(rest),
         other => Err(Fail::usage(format!("unknown command {other:?}"))),
     };
     if let Err(fail) = result {
@@ -533,6 +537,74 @@ fn cmd_read(rest: &[OsString]) -> Res {
     let file = arg(rest, 0, "read FILE")?;
     let bytes = fs::read(file).map_err(|e| Fail::io(format!("read {file:?}"), e))?;
     emit(&bytes)
+}
+
+fn cmd_hook_log(rest: &[OsString]) -> Res {
+    use io::Read;
+    let file = arg(rest, 0, "hook-log FILE [pause | exit N]")?;
+    let mut stdin = Vec::new();
+    io::stdin()
+        .read_to_end(&mut stdin)
+        .map_err(|e| Fail::io("read stdin".into(), e))?;
+    let env = std::env::vars_os().map(|(k, v)| env_entry(&k, &v));
+    let args = std::env::args_os().map(|a| Json::str(a.as_bytes()));
+    let line = Json::Obj(vec![
+        ("args", Json::Arr(args.collect())),
+        ("env", Json::Arr(env.collect())),
+        ("stdin", Json::str(&stdin)),
+        ("pid", Json::Int(i64::from(std::process::id()))),
+        ("ns", namespaces()),
+    ]);
+    let mut out = Vec::new();
+    line.write(&mut out);
+    out.push(b'\n');
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(file)
+        .map_err(|e| Fail::io(format!("open {file:?}"), e))?;
+    f.write_all(&out)
+        .map_err(|e| Fail::io(format!("append to {file:?}"), e))?;
+    drop(f);
+    match rest.get(1).map(|a| a.as_bytes()) {
+        Some(b"pause") => cmd_pause(),
+        Some(b"exit") => cmd_exit(&rest[2..]),
+        _ => Ok(()),
+    }
+}
+
+fn cmd_stat(rest: &[OsString]) -> Res {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let path = arg(rest, 0, "stat PATH")?;
+    let m = fs::symlink_metadata(path).map_err(|e| Fail::io(format!("stat {path:?}"), e))?;
+    let t = m.file_type();
+    let kind = if t.is_char_device() {
+        "c"
+    } else if t.is_block_device() {
+        "b"
+    } else if t.is_fifo() {
+        "p"
+    } else if t.is_dir() {
+        "d"
+    } else if t.is_symlink() {
+        "l"
+    } else if t.is_socket() {
+        "s"
+    } else {
+        "f"
+    };
+    let rdev = m.rdev();
+    // gnu_dev_major/minor from <sys/sysmacros.h>.
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    emit_json(&Json::Obj(vec![
+        ("type", Json::str(kind)),
+        ("mode", Json::Int(i64::from(m.mode() & 0o7777))),
+        ("uid", Json::Int(i64::from(m.uid()))),
+        ("gid", Json::Int(i64::from(m.gid()))),
+        ("major", Json::Int(major as i64)),
+        ("minor", Json::Int(minor as i64)),
+    ]))
 }
 
 /// Reports the errno rather than failing: seccomp tests tell EPERM from

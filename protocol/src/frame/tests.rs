@@ -236,12 +236,24 @@ fn unknown_version_is_rejected() {
 
 #[test]
 fn unknown_kind_is_rejected() {
-    for kind in [0, 5, 15, 21, 255] {
+    for kind in [0, 6, 15, 22, 255] {
         let err = decode_frame::<ToParent>(&frame(kind, b""), vec![]).unwrap_err();
         assert!(matches!(err, Error::UnknownKind { kind: k } if k == kind));
         let err = decode_frame::<ToInit>(&frame(kind, b""), vec![]).unwrap_err();
         assert!(matches!(err, Error::UnknownKind { kind: k } if k == kind));
     }
+}
+
+#[test]
+fn hook_messages_round_trip_bodiless() {
+    let done = encode_frame(&ToInit::HooksDone).unwrap();
+    let (msg, _) = decode_frame::<ToInit>(&done, vec![]).unwrap();
+    assert_eq!(msg, ToInit::HooksDone);
+    let run = encode_frame(&ToParent::RunHooks).unwrap();
+    let (msg, _) = decode_frame::<ToParent>(&run, vec![]).unwrap();
+    assert_eq!(msg, ToParent::RunHooks);
+    let err = decode_frame::<ToParent>(&frame(21, b"{}"), vec![]).unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
 }
 
 #[test]

@@ -98,8 +98,8 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         mounts: mount_ops,
         devices,
         symlinks,
-        masked_paths: paths(linux.masked_paths()),
-        readonly_paths: paths(linux.readonly_paths()),
+        masked_paths: paths("linux.maskedPaths", linux.masked_paths())?,
+        readonly_paths: paths("linux.readonlyPaths", linux.readonly_paths())?,
         hostname: oci.hostname().clone(),
         domainname: oci.domainname().clone(),
         loopback_up: joins.new_network,
@@ -107,6 +107,8 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         process: process_spec(process)?,
         start_via,
         seccomp: seccomp::plan(linux.seccomp().as_ref())?,
+        hooks: hooks_plan(oci)?,
+        personality: personality(linux)?,
     };
     let new_userns = joins.clone_flags & libc::CLONE_NEWUSER as u64 != 0;
     Ok(Plan {
@@ -117,11 +119,48 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
     })
 }
 
-fn paths(list: &Option<Vec<String>>) -> Vec<RawPath> {
-    list.iter()
-        .flatten()
-        .map(|p| RawPath::from(p.as_str()))
-        .collect()
+/// `linux.personality`: the domain as a `PER_*` number. runc accepts no
+/// flags either (it ignores them with a warning); corral refuses them.
+fn personality(linux: &Linux) -> Result<Option<u32>> {
+    use oci_spec::runtime::LinuxPersonalityDomain as Domain;
+    let Some(p) = linux.personality() else {
+        return Ok(None);
+    };
+    if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+        return Err(Error::unsupported(
+            "linux.personality.flags",
+            "personality flags are not supported (runc ignores them; corral refuses)",
+        ));
+    }
+    Ok(Some(match p.domain() {
+        Domain::PerLinux => 0,
+        Domain::PerLinux32 => 8,
+    }))
+}
+
+/// The init's part of the hooks, after checking them all.
+fn hooks_plan(oci: &oci_spec::runtime::Spec) -> Result<Option<corral_protocol::InitHooks>> {
+    let Some(hooks) = oci.hooks() else {
+        return Ok(None);
+    };
+    crate::hooks::validate(hooks)?;
+    Ok(Some(crate::hooks::init_hooks(hooks)))
+}
+
+/// Masked or read-only paths: each absolute (they are resolved inside the
+/// container's root after the pivot).
+fn paths(field: &str, list: &Option<Vec<String>>) -> Result<Vec<RawPath>> {
+    let mut out = Vec::new();
+    for (i, p) in list.iter().flatten().enumerate() {
+        if !p.starts_with('/') || p.contains('\0') {
+            return Err(Error::invalid(
+                format!("{field}[{i}]"),
+                format!("{p:?} is not an absolute path"),
+            ));
+        }
+        out.push(RawPath::from(p.as_str()));
+    }
+    Ok(out)
 }
 
 /// Refuses every field whose support comes later, naming it.
@@ -132,9 +171,6 @@ fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
             format!("{what} are not implemented yet"),
         ))
     };
-    if oci.hooks().is_some() {
-        return later("hooks", "hooks");
-    }
     if let Some(p) = oci.process() {
         if p.apparmor_profile()
             .as_deref()
@@ -160,9 +196,6 @@ fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
     };
     if linux.intel_rdt().is_some() {
         return later("linux.intelRdt", "Intel RDT settings");
-    }
-    if linux.personality().is_some() {
-        return later("linux.personality", "personalities");
     }
     if linux.memory_policy().is_some() {
         return later("linux.memoryPolicy", "memory policies");
@@ -271,6 +304,18 @@ pub(crate) fn process_spec(p: &Process) -> Result<ProcessSpec> {
         }
     }
     let user = p.user();
+    if let Some(umask) = user.umask().filter(|&m| m > 0o777) {
+        return Err(Error::invalid(
+            "process.user.umask",
+            format!("{umask:#o} has bits above 0777"),
+        ));
+    }
+    if let Some(adj) = p.oom_score_adj().filter(|a| !(-1000..=1000).contains(a)) {
+        return Err(Error::invalid(
+            "process.oomScoreAdj",
+            format!("{adj} is outside -1000..=1000"),
+        ));
+    }
     Ok(ProcessSpec {
         args: args.iter().map(|a| RawPath::from(a.as_str())).collect(),
         env: env.iter().map(|e| RawPath::from(e.as_str())).collect(),

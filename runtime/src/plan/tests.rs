@@ -201,10 +201,50 @@ fn net_sysctl_needs_a_network_namespace() {
 }
 
 #[test]
-fn hooks_are_refused_naming_the_field() {
+fn hooks_split_between_runtime_and_init() {
     let mut v = runc_default();
-    v["hooks"] = json!({"poststart": [{"path": "/bin/true"}]});
-    assert!(err_of(v).starts_with("unsupported: hooks"));
+    v["hooks"] = json!({
+        "createRuntime": [{"path": "/bin/a"}],
+        "createContainer": [{"path": "/bin/b", "args": ["b", "x"], "env": ["K=v"], "timeout": 3}],
+        "startContainer": [{"path": "/bin/c"}],
+        "poststart": [{"path": "/bin/true"}]
+    });
+    let hooks = plan_of(v).unwrap().init.hooks.unwrap();
+    assert!(hooks.ask_parent);
+    assert_eq!(hooks.create_container.len(), 1);
+    let b = &hooks.create_container[0];
+    assert_eq!(b.field, "hooks.createContainer[0]");
+    assert_eq!(b.timeout_secs, Some(3));
+    assert_eq!(b.args.len(), 2);
+    assert_eq!(hooks.start_container[0].field, "hooks.startContainer[0]");
+    let mut v = runc_default();
+    v["hooks"] = json!({"poststop": [{"path": "/bin/true"}]});
+    let hooks = plan_of(v).unwrap().init.hooks.unwrap();
+    assert!(!hooks.ask_parent, "no runtime hook to wait for");
+}
+
+#[test]
+fn bad_hooks_are_refused_naming_the_field() {
+    let bad = [
+        (
+            json!({"poststart": [{"path": "true"}]}),
+            "hooks.poststart[0].path",
+        ),
+        (
+            json!({"prestart": [{"path": "/t", "timeout": 0}]}),
+            "hooks.prestart[0].timeout",
+        ),
+        (
+            json!({"createRuntime": [{"path": "/t", "env": ["NOEQ"]}]}),
+            "hooks.createRuntime[0].env[0]",
+        ),
+    ];
+    for (hooks, field) in bad {
+        let mut v = runc_default();
+        v["hooks"] = hooks;
+        let err = err_of(v);
+        assert!(err.starts_with(&format!("invalid {field}:")), "{err}");
+    }
 }
 
 #[test]
