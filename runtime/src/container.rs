@@ -456,7 +456,10 @@ pub(crate) async fn create(
     };
     if let Some(prepared) = cgroup {
         match crate::cgroups::make(prepared) {
-            Ok(paths) => guard.cgroup = paths,
+            Ok(paths) => {
+                debug!("cgroup made");
+                guard.cgroup = paths;
+            }
             Err(e) => {
                 guard.abort().await;
                 return Err(e);
