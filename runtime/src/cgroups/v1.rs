@@ -8,7 +8,9 @@
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
-use super::write::{Write, byte_limit, check_swap, cpuset, dev, hugetlb, pids, refuse_rdma};
+use super::write::{
+    Write, byte_limit, check_swap, cpu_idle_and_cpuset, dev, hugetlb, pids, refuse_rdma,
+};
 use crate::error::{Error, Result};
 
 /// The writes for `r` on a v1 host.
@@ -188,28 +190,7 @@ fn cpu(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
             "linux.resources.cpu.realtimeRuntime",
         ));
     }
-    if let Some(i) = c.idle() {
-        out.push(Write::new("cpu", "cpu.idle", i, "linux.resources.cpu.idle"));
-    }
-    if let Some(s) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-        let v = cpuset("linux.resources.cpu.cpus", s)?;
-        out.push(Write::new(
-            "cpuset",
-            "cpuset.cpus",
-            v,
-            "linux.resources.cpu.cpus",
-        ));
-    }
-    if let Some(s) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-        let v = cpuset("linux.resources.cpu.mems", s)?;
-        out.push(Write::new(
-            "cpuset",
-            "cpuset.mems",
-            v,
-            "linux.resources.cpu.mems",
-        ));
-    }
-    Ok(())
+    cpu_idle_and_cpuset(c, out)
 }
 
 fn blkio(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {

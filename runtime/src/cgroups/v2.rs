@@ -10,7 +10,9 @@
 
 use oci_spec::runtime::LinuxResources;
 
-use super::write::{Write, byte_limit, check_swap, cpuset, dev, hugetlb, pids, refuse_rdma};
+use super::write::{
+    Write, byte_limit, check_swap, cpu_idle_and_cpuset, dev, hugetlb, pids, refuse_rdma,
+};
 use crate::error::{Error, Result};
 
 /// The writes for `r` on a v2 host.
@@ -189,28 +191,7 @@ fn cpu(r: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
             "realtime cpu",
         ));
     }
-    if let Some(i) = c.idle() {
-        out.push(Write::new("cpu", "cpu.idle", i, "linux.resources.cpu.idle"));
-    }
-    if let Some(s) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-        let v = cpuset("linux.resources.cpu.cpus", s)?;
-        out.push(Write::new(
-            "cpuset",
-            "cpuset.cpus",
-            v,
-            "linux.resources.cpu.cpus",
-        ));
-    }
-    if let Some(s) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-        let v = cpuset("linux.resources.cpu.mems", s)?;
-        out.push(Write::new(
-            "cpuset",
-            "cpuset.mems",
-            v,
-            "linux.resources.cpu.mems",
-        ));
-    }
-    Ok(())
+    cpu_idle_and_cpuset(c, out)
 }
 
 /// runc's conversion of a blkio weight (10..1000) to `io.weight`

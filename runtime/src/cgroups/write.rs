@@ -167,3 +167,32 @@ pub(crate) fn refuse_rdma(r: &LinuxResources) -> Result<()> {
     }
     Ok(())
 }
+
+/// `cpu.idle`, `cpuset.cpus` and `cpuset.mems`: the same files on v1 and v2.
+pub(crate) fn cpu_idle_and_cpuset(
+    c: &oci_spec::runtime::LinuxCpu,
+    out: &mut Vec<Write>,
+) -> Result<()> {
+    if let Some(i) = c.idle() {
+        out.push(Write::new("cpu", "cpu.idle", i, "linux.resources.cpu.idle"));
+    }
+    if let Some(s) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+        let v = cpuset("linux.resources.cpu.cpus", s)?;
+        out.push(Write::new(
+            "cpuset",
+            "cpuset.cpus",
+            v,
+            "linux.resources.cpu.cpus",
+        ));
+    }
+    if let Some(s) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+        let v = cpuset("linux.resources.cpu.mems", s)?;
+        out.push(Write::new(
+            "cpuset",
+            "cpuset.mems",
+            v,
+            "linux.resources.cpu.mems",
+        ));
+    }
+    Ok(())
+}
