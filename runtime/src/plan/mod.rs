@@ -163,34 +163,41 @@ fn paths(field: &str, list: &Option<Vec<String>>) -> Result<Vec<RawPath>> {
     Ok(out)
 }
 
-/// Refuses every field whose support comes later, naming it.
-fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
-    let later = |field: &str, what: &str| {
-        Err(Error::unsupported(
-            field,
-            format!("{what} are not implemented yet"),
-        ))
-    };
-    if let Some(p) = oci.process() {
-        if p.apparmor_profile()
-            .as_deref()
-            .is_some_and(|s| !s.is_empty())
-        {
-            return later("process.apparmorProfile", "AppArmor profiles");
-        }
-        if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
-            return later("process.selinuxLabel", "SELinux labels");
-        }
-        if p.io_priority().is_some() {
-            return later("process.ioPriority", "I/O priorities");
-        }
-        if p.scheduler().is_some() {
-            return later("process.scheduler", "scheduler settings");
-        }
-        if p.exec_cpu_affinity().is_some() {
-            return later("process.execCPUAffinity", "CPU affinities");
-        }
+fn later(field: &str, what: &str) -> Result<()> {
+    Err(Error::unsupported(
+        field,
+        format!("{what} are not implemented yet"),
+    ))
+}
+
+/// Refuses every process field whose support comes later, naming it. The
+/// one list for a container's first process and for `exec`
+/// ([`process_spec`] calls it).
+fn refuse_unsupported_process(p: &Process) -> Result<()> {
+    if p.apparmor_profile()
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        return later("process.apparmorProfile", "AppArmor profiles");
     }
+    if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
+        return later("process.selinuxLabel", "SELinux labels");
+    }
+    if p.io_priority().is_some() {
+        return later("process.ioPriority", "I/O priorities");
+    }
+    if p.scheduler().is_some() {
+        return later("process.scheduler", "scheduler settings");
+    }
+    if p.exec_cpu_affinity().is_some() {
+        return later("process.execCPUAffinity", "CPU affinities");
+    }
+    Ok(())
+}
+
+/// Refuses every `linux` field whose support comes later, naming it (the
+/// process fields: [`refuse_unsupported_process`], via [`process_spec`]).
+fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
     let Some(linux) = oci.linux() else {
         return Ok(());
     };
@@ -283,7 +290,10 @@ fn sysctls(linux: &Linux, namespaces: &[LinuxNamespaceType]) -> Result<Vec<(Stri
     Ok(out)
 }
 
+/// The OCI process translated for the init, for a container's first
+/// process and for `exec` alike: every check and refusal is here.
 pub(crate) fn process_spec(p: &Process) -> Result<ProcessSpec> {
+    refuse_unsupported_process(p)?;
     let args = p.args().as_deref().unwrap_or(&[]);
     if args.is_empty() || args[0].is_empty() {
         return Err(Error::invalid("process.args", "empty: nothing to run"));
