@@ -194,6 +194,9 @@ pub struct ProcessSpec {
     pub rlimits: Vec<Rlimit>,
     /// `/proc/self/oom_score_adj`.
     pub oom_score_adj: Option<i32>,
+    /// `ioprio_set(IOPRIO_WHO_PROCESS, 0, value)`: `class << 13 | level`.
+    #[serde(default)]
+    pub io_priority: Option<u32>,
 }
 
 /// Everything the init needs to set up one container and exec its process.
@@ -354,6 +357,8 @@ pub enum Step {
     Hooks,
     /// `personality(2)`.
     Personality,
+    /// `ioprio_set(2)` for `process.ioPriority`.
+    IoPriority,
     /// A step this build does not know (sent by a newer init).
     #[serde(other)]
     Unknown,
@@ -390,6 +395,7 @@ impl Step {
             Step::Spawn => "spawn",
             Step::Hooks => "hooks",
             Step::Personality => "personality",
+            Step::IoPriority => "io_priority",
             Step::Unknown => "unknown",
         }
     }

@@ -21,6 +21,7 @@ mod exec_mode;
 mod hooks;
 mod hostname;
 mod in_root;
+mod io_priority;
 mod join;
 mod masked_paths;
 mod mounts;
@@ -88,6 +89,7 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
     readonly_paths::apply(&spec.readonly_paths, spec.readonly_root)?;
     rlimits::apply(&process.rlimits)?;
     oom_score_adj::set(process.oom_score_adj)?;
+    io_priority::set(process.io_priority)?;
     cwd::enter(process.cwd.as_path())?;
     capabilities::drop_bounding(caps)?;
     user::switch(process)?;

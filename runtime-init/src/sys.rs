@@ -329,3 +329,20 @@ pub fn set_personality(persona: u32) -> io::Result<()> {
     let ret = unsafe { libc::personality(libc::c_ulong::from(persona)) };
     if ret == -1 { Err(last_errno()) } else { Ok(()) }
 }
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, ioprio)`: the I/O scheduling class
+/// and level of the calling thread (ioprio_set(2)); kept across `execve`.
+pub fn set_io_priority(ioprio: u32) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    // SAFETY: ioprio_set(2) takes three integers by value and touches no
+    // memory of ours; `who` 0 with IOPRIO_WHO_PROCESS is the calling thread.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0 as libc::c_long,
+            libc::c_long::from(ioprio),
+        )
+    };
+    if ret == 0 { Ok(()) } else { Err(last_errno()) }
+}

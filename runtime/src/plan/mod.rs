@@ -183,9 +183,6 @@ fn refuse_unsupported_process(p: &Process) -> Result<()> {
     if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
         return later("process.selinuxLabel", "SELinux labels");
     }
-    if p.io_priority().is_some() {
-        return later("process.ioPriority", "I/O priorities");
-    }
     if p.scheduler().is_some() {
         return later("process.scheduler", "scheduler settings");
     }
@@ -342,7 +339,30 @@ pub(crate) fn process_spec(p: &Process) -> Result<ProcessSpec> {
         no_new_privileges: p.no_new_privileges().unwrap_or(false),
         rlimits: rlimits(p)?,
         oom_score_adj: p.oom_score_adj(),
+        io_priority: io_priority(p)?,
     })
+}
+
+/// `process.ioPriority` as an `ioprio_set(2)` value: `IOPRIO_PRIO_VALUE
+/// (class, level)`, the level 0 (highest) to 7, as runc checks.
+fn io_priority(p: &Process) -> Result<Option<u32>> {
+    use oci_spec::runtime::IOPriorityClass as Class;
+    let Some(io) = p.io_priority() else {
+        return Ok(None);
+    };
+    let class = match io.class() {
+        Class::IoprioClassRt => 1,
+        Class::IoprioClassBe => 2,
+        Class::IoprioClassIdle => 3,
+    };
+    let level = io.priority();
+    if !(0..=7).contains(&level) {
+        return Err(Error::invalid(
+            "process.ioPriority.priority",
+            format!("{level} is outside 0..=7"),
+        ));
+    }
+    Ok(Some(class << 13 | level as u32))
 }
 
 fn clamp16(v: u64) -> u16 {
