@@ -197,6 +197,30 @@ pub struct ProcessSpec {
     /// `ioprio_set(IOPRIO_WHO_PROCESS, 0, value)`: `class << 13 | level`.
     #[serde(default)]
     pub io_priority: Option<u32>,
+    /// `sched_setattr(0, attr, 0)` for `process.scheduler`.
+    #[serde(default)]
+    pub scheduler: Option<SchedAttr>,
+}
+
+/// The fields of `struct sched_attr` (sched_setattr(2)) the OCI
+/// `process.scheduler` object sets; the init fills in `size`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedAttr {
+    /// `SCHED_OTHER` 0, `SCHED_FIFO` 1, `SCHED_RR` 2, `SCHED_BATCH` 3,
+    /// `SCHED_IDLE` 5, `SCHED_DEADLINE` 6.
+    pub policy: u32,
+    /// `SCHED_FLAG_*` bits.
+    pub flags: u64,
+    /// Nice value (-20..=19), for `SCHED_OTHER` and `SCHED_BATCH`.
+    pub nice: i32,
+    /// Static priority (1..=99 for `SCHED_FIFO` and `SCHED_RR`, else 0).
+    pub priority: u32,
+    /// `SCHED_DEADLINE` runtime, in nanoseconds.
+    pub runtime: u64,
+    /// `SCHED_DEADLINE` deadline, in nanoseconds.
+    pub deadline: u64,
+    /// `SCHED_DEADLINE` period, in nanoseconds.
+    pub period: u64,
 }
 
 /// Everything the init needs to set up one container and exec its process.
@@ -359,6 +383,8 @@ pub enum Step {
     Personality,
     /// `ioprio_set(2)` for `process.ioPriority`.
     IoPriority,
+    /// `sched_setattr(2)` for `process.scheduler`.
+    Scheduler,
     /// A step this build does not know (sent by a newer init).
     #[serde(other)]
     Unknown,
@@ -396,6 +422,7 @@ impl Step {
             Step::Hooks => "hooks",
             Step::Personality => "personality",
             Step::IoPriority => "io_priority",
+            Step::Scheduler => "scheduler",
             Step::Unknown => "unknown",
         }
     }

@@ -196,6 +196,12 @@ pub enum Error {
         #[source]
         errno: Errno,
     },
+    #[error("sched_setattr policy {policy}")]
+    Scheduler {
+        policy: u32,
+        #[source]
+        errno: Errno,
+    },
     #[error("personality {persona:#x}")]
     Personality {
         persona: u32,
@@ -259,6 +265,7 @@ impl Error {
             Error::Hook { .. } | Error::HookFailed { .. } => Step::Hooks,
             Error::Personality { .. } => Step::Personality,
             Error::IoPriority { .. } => Step::IoPriority,
+            Error::Scheduler { .. } => Step::Scheduler,
         }
     }
 
@@ -300,7 +307,8 @@ impl Error {
             | Error::Spawn { errno, .. }
             | Error::Hook { errno, .. }
             | Error::Personality { errno, .. }
-            | Error::IoPriority { errno, .. } => *errno,
+            | Error::IoPriority { errno, .. }
+            | Error::Scheduler { errno, .. } => *errno,
         };
         Some(errno.raw_os_error())
     }

@@ -34,6 +34,7 @@ mod readonly_paths;
 mod resolve;
 mod rlimits;
 mod rootfs;
+mod scheduler;
 mod seccomp;
 mod spawn;
 mod sys;
@@ -90,6 +91,7 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
     rlimits::apply(&process.rlimits)?;
     oom_score_adj::set(process.oom_score_adj)?;
     io_priority::set(process.io_priority)?;
+    scheduler::set(process.scheduler.as_ref())?;
     cwd::enter(process.cwd.as_path())?;
     capabilities::drop_bounding(caps)?;
     user::switch(process)?;

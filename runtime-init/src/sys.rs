@@ -346,3 +346,46 @@ pub fn set_io_priority(ioprio: u32) -> io::Result<()> {
     };
     if ret == 0 { Ok(()) } else { Err(last_errno()) }
 }
+
+/// `struct sched_attr` as of `SCHED_ATTR_SIZE_VER0` (48 bytes): the
+/// utilization clamps of VER1 are never set (the plan refuses them).
+#[repr(C)]
+struct SchedAttrVer0 {
+    size: u32,
+    sched_policy: u32,
+    sched_flags: u64,
+    sched_nice: i32,
+    sched_priority: u32,
+    sched_runtime: u64,
+    sched_deadline: u64,
+    sched_period: u64,
+}
+
+/// `sched_setattr(0, attr, 0)`: the calling thread's scheduling policy,
+/// nice value, priority and deadline parameters (sched_setattr(2)).
+pub fn set_scheduler(attr: &corral_protocol::SchedAttr) -> io::Result<()> {
+    let raw = SchedAttrVer0 {
+        size: std::mem::size_of::<SchedAttrVer0>() as u32,
+        sched_policy: attr.policy,
+        sched_flags: attr.flags,
+        sched_nice: attr.nice,
+        sched_priority: attr.priority,
+        sched_runtime: attr.runtime,
+        sched_deadline: attr.deadline,
+        sched_period: attr.period,
+    };
+    debug_assert_eq!(raw.size, 48, "SCHED_ATTR_SIZE_VER0");
+    // SAFETY: sched_setattr(2) reads `size` bytes from the pointer, which
+    // points at `raw`, a live local laid out as the kernel's VER0
+    // `struct sched_attr` (repr(C), no padding: 2 u32, u64, i32, u32, 3 u64)
+    // whose `size` field says 48; pid 0 is the calling thread; flags 0.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setattr,
+            0 as libc::c_long,
+            &raw as *const SchedAttrVer0,
+            0 as libc::c_long,
+        )
+    };
+    if ret == 0 { Ok(()) } else { Err(last_errno()) }
+}

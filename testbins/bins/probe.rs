@@ -28,6 +28,7 @@
 //! | `emit BYTES [2]` | writes BYTES of the pattern `i % 251` to stdout (stderr: 2)  |
 //! | `hook-log FILE [pause \| exit N]` | as an OCI hook: appends one JSON line `{"args","env","stdin","pid","ns"}` to FILE, then pauses or exits N (default 0) |
 //! | `ioprio`         | JSON `{"class","level"}` from `ioprio_get(IOPRIO_WHO_PROCESS, 0)` |
+//! | `sched`          | JSON `{"policy","flags","nice","priority","runtime","deadline","period"}` from `sched_getattr(0)` |
 //! | `stat PATH`      | JSON `{"type","mode","uid","gid","major","minor"}` of PATH (`lstat`); `type` is `c`, `b`, `p`, `d`, `f`, `l` or `s` |
 //!
 //! Exit status: 0 on success, 1 when the operation fails (the error is on
@@ -81,6 +82,7 @@ fn main() {
         "hook-log" => cmd_hook_log(rest),
         "stat" => cmd_stat(rest),
         "ioprio" => cmd_ioprio(),
+        "sched" => cmd_sched(),
         other => Err(Fail::usage(format!("unknown command {other:?}"))),
     };
     if let Err(fail) = result {
@@ -901,6 +903,84 @@ fn cmd_ioprio() -> Res {
         ("class", Json::Int((value >> 13) as i64)),
         ("level", Json::Int((value & 0x1fff) as i64)),
     ]))
+}
+
+/// `struct sched_attr`, `SCHED_ATTR_SIZE_VER0`.
+#[repr(C)]
+#[derive(Default)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+}
+
+fn cmd_sched() -> Res {
+    let mut attr = SchedAttr::default();
+    let size = std::mem::size_of::<SchedAttr>();
+    let ret = sched_getattr(&mut attr, size);
+    syscall_value(ret).map_err(|e| Fail::io("sched_getattr".into(), e))?;
+    let int = |v: u64| Json::Int(v as i64);
+    emit_json(&Json::Obj(vec![
+        ("policy", int(u64::from(attr.policy))),
+        ("flags", int(attr.flags)),
+        ("nice", Json::Int(i64::from(attr.nice))),
+        ("priority", int(u64::from(attr.priority))),
+        ("runtime", int(attr.runtime)),
+        ("deadline", int(attr.deadline)),
+        ("period", int(attr.period)),
+    ]))
+}
+
+/// `sched_getattr(0, attr, size, 0)` as a raw syscall.
+#[cfg(target_arch = "x86_64")]
+fn sched_getattr(attr: &mut SchedAttr, size: usize) -> isize {
+    const SYS_SCHED_GETATTR: isize = 315;
+    let ret: isize;
+    // SAFETY: sched_getattr(2) writes at most `size` bytes at `attr`, a live,
+    // writable `SchedAttr` of exactly that size and of the kernel's VER0
+    // layout (repr(C)). The x86_64 syscall ABI takes the number in rax and
+    // arguments in rdi, rsi, rdx and r10, returns in rax and clobbers rcx
+    // and r11; all are declared.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") SYS_SCHED_GETATTR => ret,
+            in("rdi") 0usize,
+            in("rsi") attr as *mut SchedAttr as usize,
+            in("rdx") size,
+            in("r10") 0usize,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// `sched_getattr(0, attr, size, 0)` as a raw syscall.
+#[cfg(target_arch = "aarch64")]
+fn sched_getattr(attr: &mut SchedAttr, size: usize) -> isize {
+    const SYS_SCHED_GETATTR: usize = 275;
+    let ret: isize;
+    // SAFETY: as for x86_64; the aarch64 ABI takes the number in x8 and
+    // arguments in x0-x3 and returns in x0.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            in("x8") SYS_SCHED_GETATTR,
+            inlateout("x0") 0isize => ret,
+            in("x1") attr as *mut SchedAttr as usize,
+            in("x2") size,
+            in("x3") 0usize,
+            options(nostack),
+        );
+    }
+    ret
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -63,3 +63,76 @@ async fn an_io_priority_level_outside_0_to_7_is_refused() {
         assert_refused(spec, "process.ioPriority.priority").await;
     }
 }
+
+// ---------------------------------------------------------------------------
+// process.scheduler
+
+fn scheduler(
+    b: corral::oci_spec::runtime::SchedulerBuilder,
+) -> corral::oci_spec::runtime::Scheduler {
+    b.build().unwrap()
+}
+
+#[tokio::test]
+async fn scheduler_batch_with_nice_and_idle_are_set_for_the_process() {
+    use corral::oci_spec::runtime::{LinuxSchedulerPolicy as Policy, SchedulerBuilder};
+    require_root();
+    let _serial = serial().await;
+    let mut spec = probe_spec(&["/probe", "sched"]);
+    process(&mut spec).set_scheduler(Some(scheduler(
+        SchedulerBuilder::default()
+            .policy(Policy::SchedBatch)
+            .nice(-5),
+    )));
+    let got = probe_json(spec).await;
+    assert_eq!(
+        (got["policy"].as_i64(), got["nice"].as_i64()),
+        (Some(libc::SCHED_BATCH.into()), Some(-5)),
+        "{got}"
+    );
+
+    let mut spec = probe_spec(&["/probe", "sched"]);
+    process(&mut spec).set_scheduler(Some(scheduler(
+        SchedulerBuilder::default().policy(Policy::SchedIdle),
+    )));
+    let got = probe_json(spec).await;
+    assert_eq!(
+        got["policy"].as_i64(),
+        Some(libc::SCHED_IDLE.into()),
+        "{got}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_scheduler_combinations_are_refused_naming_the_field() {
+    use corral::oci_spec::runtime::{LinuxSchedulerPolicy as Policy, SchedulerBuilder};
+    require_root();
+    let _serial = serial().await;
+    let b = SchedulerBuilder::default;
+    let cases = [
+        (
+            b().policy(Policy::SchedOther).nice(-21),
+            "process.scheduler.nice",
+        ),
+        (b().policy(Policy::SchedFifo), "process.scheduler.priority"),
+        (
+            b().policy(Policy::SchedBatch).priority(10),
+            "process.scheduler.priority",
+        ),
+        (
+            b().policy(Policy::SchedOther).runtime(5000u64),
+            "process.scheduler.runtime",
+        ),
+        (
+            b().policy(Policy::SchedDeadline)
+                .runtime(5000u64)
+                .deadline(4000u64),
+            "process.scheduler.deadline",
+        ),
+    ];
+    for (builder, field) in cases {
+        let mut spec = probe_spec(&["/probe"]);
+        process(&mut spec).set_scheduler(Some(scheduler(builder)));
+        assert_refused(spec, field).await;
+    }
+}

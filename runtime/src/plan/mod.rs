@@ -9,6 +9,7 @@ mod devices;
 mod joins;
 mod mounts;
 pub(crate) mod names;
+mod sched;
 mod seccomp;
 mod userns;
 
@@ -183,9 +184,6 @@ fn refuse_unsupported_process(p: &Process) -> Result<()> {
     if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
         return later("process.selinuxLabel", "SELinux labels");
     }
-    if p.scheduler().is_some() {
-        return later("process.scheduler", "scheduler settings");
-    }
     if p.exec_cpu_affinity().is_some() {
         return later("process.execCPUAffinity", "CPU affinities");
     }
@@ -340,6 +338,7 @@ pub(crate) fn process_spec(p: &Process) -> Result<ProcessSpec> {
         rlimits: rlimits(p)?,
         oom_score_adj: p.oom_score_adj(),
         io_priority: io_priority(p)?,
+        scheduler: sched::plan(p.scheduler().as_ref())?,
     })
 }
 
