@@ -108,6 +108,21 @@ pub struct MountOp {
     pub propagation: u64,
     /// Filesystem-specific data (`mode=755,size=65536k`).
     pub data: Option<String>,
+    /// `mount_setattr(AT_RECURSIVE)` after the mount (the `rro`, `rnosuid`,
+    /// ... options); `None` for none.
+    #[serde(default)]
+    pub recursive: Option<MountAttr>,
+}
+
+/// `MOUNT_ATTR_*` bits set and cleared on a mount and every mount below it
+/// (mount_setattr(2) with `AT_RECURSIVE`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountAttr {
+    /// `attr_set`.
+    pub set: u64,
+    /// `attr_clr` (includes `MOUNT_ATTR__ATIME` when `set` picks an atime
+    /// mode, as the kernel requires).
+    pub clear: u64,
 }
 
 /// A device node to create under the container's `/dev`.

@@ -389,3 +389,41 @@ pub fn set_scheduler(attr: &corral_protocol::SchedAttr) -> io::Result<()> {
     };
     if ret == 0 { Ok(()) } else { Err(last_errno()) }
 }
+
+/// `struct mount_attr` (`MOUNT_ATTR_SIZE_VER0`, 32 bytes).
+#[repr(C)]
+struct MountAttrVer0 {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attr)`: sets and
+/// clears `MOUNT_ATTR_*` bits on the mount at `fd` and every mount below it
+/// (mount_setattr(2)); propagation and idmapping are left alone.
+pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> io::Result<()> {
+    let attr = MountAttrVer0 {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: mount_setattr(2) reads `size` bytes at the attr pointer, which
+    // points at `attr`, a live local laid out as the kernel's VER0 `struct
+    // mount_attr` (repr(C), four u64); the path is a NUL-terminated empty
+    // string (a static literal), valid with AT_EMPTY_PATH; the fd is
+    // borrowed for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttrVer0,
+            std::mem::size_of::<MountAttrVer0>(),
+        )
+    };
+    if ret == 0 { Ok(()) } else { Err(last_errno()) }
+}
