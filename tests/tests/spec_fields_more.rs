@@ -508,3 +508,23 @@ async fn personality_flags_are_refused() {
     linux(&mut spec).set_personality(Some(p));
     assert_refused(spec, "linux.personality.flags").await;
 }
+
+// ---------------------------------------------------------------------------
+// process.apparmorProfile, process.selinuxLabel, linux.mountLabel: this host
+// has neither AppArmor nor SELinux; runc 1.1 fails on each (see
+// docs/spec-coverage.md), and so does corral, at create.
+
+#[tokio::test]
+async fn lsm_labels_and_profiles_are_refused_as_runc_does_without_the_lsm() {
+    require_root();
+    let _serial = serial().await;
+    let mut spec = probe_spec(&["/probe"]);
+    process(&mut spec).set_apparmor_profile(Some("corral-test".into()));
+    assert_refused(spec, "process.apparmorProfile").await;
+    let mut spec = probe_spec(&["/probe"]);
+    process(&mut spec).set_selinux_label(Some("system_u:system_r:container_t:s0".into()));
+    assert_refused(spec, "process.selinuxLabel").await;
+    let mut spec = probe_spec(&["/probe"]);
+    linux(&mut spec).set_mount_label(Some("system_u:object_r:container_file_t:s0".into()));
+    assert_refused(spec, "linux.mountLabel").await;
+}

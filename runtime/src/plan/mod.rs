@@ -175,14 +175,24 @@ fn later(field: &str, what: &str) -> Result<()> {
 /// one list for a container's first process and for `exec`
 /// ([`process_spec`] calls it).
 fn refuse_unsupported_process(p: &Process) -> Result<()> {
+    // As runc 1.1 on a host without the LSM: it refuses an SELinux label at
+    // validation ("selinux is disabled or not supported") and fails its
+    // init writing an AppArmor profile to /proc/self/attr/exec (EINVAL).
+    // corral applies neither yet, so it refuses both at create.
     if p.apparmor_profile()
         .as_deref()
         .is_some_and(|s| !s.is_empty())
     {
-        return later("process.apparmorProfile", "AppArmor profiles");
+        return Err(Error::unsupported(
+            "process.apparmorProfile",
+            "AppArmor profiles are not applied by corral (runc fails too where AppArmor is not enabled)",
+        ));
     }
     if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
-        return later("process.selinuxLabel", "SELinux labels");
+        return Err(Error::unsupported(
+            "process.selinuxLabel",
+            "SELinux labels are not applied by corral (runc refuses them too where SELinux is disabled)",
+        ));
     }
     if p.exec_cpu_affinity().is_some() {
         return later("process.execCPUAffinity", "CPU affinities");
@@ -210,7 +220,12 @@ fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
         .as_deref()
         .is_some_and(|s| !s.is_empty())
     {
-        return later("linux.mountLabel", "SELinux mount labels");
+        // runc 1.1 without SELinux adds `context=` to every mount's data
+        // and fails on the first (EINVAL); corral refuses at create.
+        return Err(Error::unsupported(
+            "linux.mountLabel",
+            "SELinux mount labels are not applied by corral (runc fails too where SELinux is disabled)",
+        ));
     }
     Ok(())
 }
