@@ -108,6 +108,21 @@ pub struct MountOp {
     pub propagation: u64,
     /// Filesystem-specific data (`mode=755,size=65536k`).
     pub data: Option<String>,
+    /// `mount_setattr(AT_RECURSIVE)` after the mount (the `rro`, `rnosuid`,
+    /// ... options); `None` for none.
+    #[serde(default)]
+    pub recursive: Option<MountAttr>,
+}
+
+/// `MOUNT_ATTR_*` bits set and cleared on a mount and every mount below it
+/// (mount_setattr(2) with `AT_RECURSIVE`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountAttr {
+    /// `attr_set`.
+    pub set: u64,
+    /// `attr_clr` (includes `MOUNT_ATTR__ATIME` when `set` picks an atime
+    /// mode, as the kernel requires).
+    pub clear: u64,
 }
 
 /// A device node to create under the container's `/dev`.
@@ -194,6 +209,33 @@ pub struct ProcessSpec {
     pub rlimits: Vec<Rlimit>,
     /// `/proc/self/oom_score_adj`.
     pub oom_score_adj: Option<i32>,
+    /// `ioprio_set(IOPRIO_WHO_PROCESS, 0, value)`: `class << 13 | level`.
+    #[serde(default)]
+    pub io_priority: Option<u32>,
+    /// `sched_setattr(0, attr, 0)` for `process.scheduler`.
+    #[serde(default)]
+    pub scheduler: Option<SchedAttr>,
+}
+
+/// The fields of `struct sched_attr` (sched_setattr(2)) the OCI
+/// `process.scheduler` object sets; the init fills in `size`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedAttr {
+    /// `SCHED_OTHER` 0, `SCHED_FIFO` 1, `SCHED_RR` 2, `SCHED_BATCH` 3,
+    /// `SCHED_IDLE` 5, `SCHED_DEADLINE` 6.
+    pub policy: u32,
+    /// `SCHED_FLAG_*` bits.
+    pub flags: u64,
+    /// Nice value (-20..=19), for `SCHED_OTHER` and `SCHED_BATCH`.
+    pub nice: i32,
+    /// Static priority (1..=99 for `SCHED_FIFO` and `SCHED_RR`, else 0).
+    pub priority: u32,
+    /// `SCHED_DEADLINE` runtime, in nanoseconds.
+    pub runtime: u64,
+    /// `SCHED_DEADLINE` deadline, in nanoseconds.
+    pub deadline: u64,
+    /// `SCHED_DEADLINE` period, in nanoseconds.
+    pub period: u64,
 }
 
 /// Everything the init needs to set up one container and exec its process.
@@ -354,6 +396,10 @@ pub enum Step {
     Hooks,
     /// `personality(2)`.
     Personality,
+    /// `ioprio_set(2)` for `process.ioPriority`.
+    IoPriority,
+    /// `sched_setattr(2)` for `process.scheduler`.
+    Scheduler,
     /// A step this build does not know (sent by a newer init).
     #[serde(other)]
     Unknown,
@@ -390,6 +436,8 @@ impl Step {
             Step::Spawn => "spawn",
             Step::Hooks => "hooks",
             Step::Personality => "personality",
+            Step::IoPriority => "io_priority",
+            Step::Scheduler => "scheduler",
             Step::Unknown => "unknown",
         }
     }

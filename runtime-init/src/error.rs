@@ -190,6 +190,18 @@ pub enum Error {
         #[source]
         errno: Errno,
     },
+    #[error("ioprio_set {ioprio:#x}")]
+    IoPriority {
+        ioprio: u32,
+        #[source]
+        errno: Errno,
+    },
+    #[error("sched_setattr policy {policy}")]
+    Scheduler {
+        policy: u32,
+        #[source]
+        errno: Errno,
+    },
     #[error("personality {persona:#x}")]
     Personality {
         persona: u32,
@@ -252,6 +264,8 @@ impl Error {
             Error::Spawn { .. } => Step::Spawn,
             Error::Hook { .. } | Error::HookFailed { .. } => Step::Hooks,
             Error::Personality { .. } => Step::Personality,
+            Error::IoPriority { .. } => Step::IoPriority,
+            Error::Scheduler { .. } => Step::Scheduler,
         }
     }
 
@@ -292,7 +306,9 @@ impl Error {
             | Error::Join { errno, .. }
             | Error::Spawn { errno, .. }
             | Error::Hook { errno, .. }
-            | Error::Personality { errno, .. } => *errno,
+            | Error::Personality { errno, .. }
+            | Error::IoPriority { errno, .. }
+            | Error::Scheduler { errno, .. } => *errno,
         };
         Some(errno.raw_os_error())
     }

@@ -15,8 +15,8 @@ use corral_protocol::{ExecSpec, InitChannel};
 
 use crate::error::Result;
 use crate::{
-    capabilities, close_fds, console, cwd, exec, join, no_new_privs, oom_score_adj, resolve,
-    rlimits, spawn, user,
+    capabilities, close_fds, console, cwd, exec, io_priority, join, no_new_privs, oom_score_adj,
+    resolve, rlimits, scheduler, spawn, user,
 };
 
 pub fn run(channel: &InitChannel, spec: &ExecSpec, target: OwnedFd) -> Result<Infallible> {
@@ -33,6 +33,8 @@ pub fn run(channel: &InitChannel, spec: &ExecSpec, target: OwnedFd) -> Result<In
     }
     rlimits::apply(&process.rlimits)?;
     oom_score_adj::set(process.oom_score_adj)?;
+    io_priority::set(process.io_priority)?;
+    scheduler::set(process.scheduler.as_ref())?;
     cwd::enter(process.cwd.as_path())?;
     capabilities::drop_bounding(caps)?;
     user::switch(process)?;

@@ -70,6 +70,8 @@ pub enum MountCall {
     RemountBind { flags: u64 },
     /// `mount(NULL, target, NULL, flags, NULL)` with propagation flags.
     Propagation { flags: u64 },
+    /// `mount_setattr(target, "", AT_EMPTY_PATH | AT_RECURSIVE, attr)`.
+    SetAttrRecursive { set: u64, clear: u64 },
 }
 
 /// What to do instead when the first plan fails with one of `on`.
@@ -117,6 +119,14 @@ pub fn plan_mount(op: &MountOp, source_is_file: bool) -> MountPlan {
         });
         Create::Dir
     };
+    if let Some(attr) = op.recursive {
+        // After the mount and its remount: the `r*` options reach the
+        // submounts an rbind brought along, which a remount does not.
+        calls.push(MountCall::SetAttrRecursive {
+            set: attr.set,
+            clear: attr.clear,
+        });
+    }
     if op.propagation != 0 {
         calls.push(MountCall::Propagation {
             flags: op.propagation,
@@ -165,6 +175,7 @@ fn plan_fallback(op: &MountOp) -> Option<Fallback> {
         flags: op.flags | MS_BIND | MS_REC | extra,
         propagation: op.propagation,
         data: None,
+        recursive: None,
     };
     Some(Fallback {
         on,
@@ -223,8 +234,8 @@ fn run_calls(
     for call in calls {
         // Resolve afresh for every call: after a mount, an fd opened before
         // it still names the covered directory, not the new mount.
-        let target = in_root::open(root.fd(), dest).map_err(|e| ("open target", e))?;
-        let target = sys::proc_fd_path(target.as_fd());
+        let target_fd = in_root::open(root.fd(), dest).map_err(|e| ("open target", e))?;
+        let target = sys::proc_fd_path(target_fd.as_fd());
         match call {
             MountCall::Mount {
                 source,
@@ -242,6 +253,10 @@ fn run_calls(
                 propagation_flags(*flags)
                     .and_then(|flags| mount_change(&target, flags))
                     .map_err(|e| ("set propagation of", e))?;
+            }
+            MountCall::SetAttrRecursive { set, clear } => {
+                sys::mount_setattr_recursive(target_fd.as_fd(), *set, *clear)
+                    .map_err(|e| ("mount_setattr", e))?;
             }
         }
     }
@@ -346,6 +361,7 @@ mod tests {
             flags,
             propagation: 0,
             data: None,
+            recursive: None,
         }
     }
 

@@ -329,3 +329,101 @@ pub fn set_personality(persona: u32) -> io::Result<()> {
     let ret = unsafe { libc::personality(libc::c_ulong::from(persona)) };
     if ret == -1 { Err(last_errno()) } else { Ok(()) }
 }
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, ioprio)`: the I/O scheduling class
+/// and level of the calling thread (ioprio_set(2)); kept across `execve`.
+pub fn set_io_priority(ioprio: u32) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    // SAFETY: ioprio_set(2) takes three integers by value and touches no
+    // memory of ours; `who` 0 with IOPRIO_WHO_PROCESS is the calling thread.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0 as libc::c_long,
+            libc::c_long::from(ioprio),
+        )
+    };
+    if ret == 0 { Ok(()) } else { Err(last_errno()) }
+}
+
+/// `struct sched_attr` as of `SCHED_ATTR_SIZE_VER0` (48 bytes): the
+/// utilization clamps of VER1 are never set (the plan refuses them).
+#[repr(C)]
+struct SchedAttrVer0 {
+    size: u32,
+    sched_policy: u32,
+    sched_flags: u64,
+    sched_nice: i32,
+    sched_priority: u32,
+    sched_runtime: u64,
+    sched_deadline: u64,
+    sched_period: u64,
+}
+
+/// `sched_setattr(0, attr, 0)`: the calling thread's scheduling policy,
+/// nice value, priority and deadline parameters (sched_setattr(2)).
+pub fn set_scheduler(attr: &corral_protocol::SchedAttr) -> io::Result<()> {
+    let raw = SchedAttrVer0 {
+        size: std::mem::size_of::<SchedAttrVer0>() as u32,
+        sched_policy: attr.policy,
+        sched_flags: attr.flags,
+        sched_nice: attr.nice,
+        sched_priority: attr.priority,
+        sched_runtime: attr.runtime,
+        sched_deadline: attr.deadline,
+        sched_period: attr.period,
+    };
+    debug_assert_eq!(raw.size, 48, "SCHED_ATTR_SIZE_VER0");
+    // SAFETY: sched_setattr(2) reads `size` bytes from the pointer, which
+    // points at `raw`, a live local laid out as the kernel's VER0
+    // `struct sched_attr` (repr(C), no padding: 2 u32, u64, i32, u32, 3 u64)
+    // whose `size` field says 48; pid 0 is the calling thread; flags 0.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setattr,
+            0 as libc::c_long,
+            &raw as *const SchedAttrVer0,
+            0 as libc::c_long,
+        )
+    };
+    if ret == 0 { Ok(()) } else { Err(last_errno()) }
+}
+
+/// `struct mount_attr` (`MOUNT_ATTR_SIZE_VER0`, 32 bytes).
+#[repr(C)]
+struct MountAttrVer0 {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attr)`: sets and
+/// clears `MOUNT_ATTR_*` bits on the mount at `fd` and every mount below it
+/// (mount_setattr(2)); propagation and idmapping are left alone.
+pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> io::Result<()> {
+    let attr = MountAttrVer0 {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: mount_setattr(2) reads `size` bytes at the attr pointer, which
+    // points at `attr`, a live local laid out as the kernel's VER0 `struct
+    // mount_attr` (repr(C), four u64); the path is a NUL-terminated empty
+    // string (a static literal), valid with AT_EMPTY_PATH; the fd is
+    // borrowed for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttrVer0,
+            std::mem::size_of::<MountAttrVer0>(),
+        )
+    };
+    if ret == 0 { Ok(()) } else { Err(last_errno()) }
+}

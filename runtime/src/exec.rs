@@ -16,7 +16,7 @@ use std::future::{Future, IntoFuture};
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 
-use corral_protocol::{ExecSpec, ProcessSpec, ToParent};
+use corral_protocol::{ExecSpec, ToParent};
 use oci_spec::runtime::Process;
 use rustix::process::Pid;
 use tracing::{debug, info};
@@ -301,7 +301,7 @@ async fn spawn(exec: Exec) -> Result<ExecProcess> {
         container_id: id.clone(),
         target_pid,
         namespaces: namespaces_to_join(target_pid)?,
-        process: exec_process_spec(&process)?,
+        process: crate::plan::process_spec(&process)?,
         kill_on_parent_death: !detached,
     };
     let cgroups = cgroup_join::Target::of(target_pid, runtime.layout())?;
@@ -473,36 +473,6 @@ async fn handshake(
             Err(e) => return Err(protocol_err(id, e)),
         }
     }
-}
-
-/// The OCI process translated for the init, refusing what corral cannot
-/// apply, as for a container's first process.
-fn exec_process_spec(p: &Process) -> Result<ProcessSpec> {
-    let later = |field: &str, what: &str| {
-        Err(Error::unsupported(
-            field,
-            format!("{what} are not implemented yet"),
-        ))
-    };
-    if p.apparmor_profile()
-        .as_deref()
-        .is_some_and(|s| !s.is_empty())
-    {
-        return later("process.apparmorProfile", "AppArmor profiles");
-    }
-    if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
-        return later("process.selinuxLabel", "SELinux labels");
-    }
-    if p.io_priority().is_some() {
-        return later("process.ioPriority", "I/O priorities");
-    }
-    if p.scheduler().is_some() {
-        return later("process.scheduler", "scheduler settings");
-    }
-    if p.exec_cpu_affinity().is_some() {
-        return later("process.execCPUAffinity", "CPU affinities");
-    }
-    crate::plan::process_spec(p)
 }
 
 /// `CLONE_NEW*` bits of every namespace of `pid` that is not ours.

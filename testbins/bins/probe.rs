@@ -27,6 +27,8 @@
 //! | `count`          | writes 1, 2, 3, ... one per line to stdout, forever (not JSON) |
 //! | `emit BYTES [2]` | writes BYTES of the pattern `i % 251` to stdout (stderr: 2)  |
 //! | `hook-log FILE [pause \| exit N]` | as an OCI hook: appends one JSON line `{"args","env","stdin","pid","ns"}` to FILE, then pauses or exits N (default 0) |
+//! | `ioprio`         | JSON `{"class","level"}` from `ioprio_get(IOPRIO_WHO_PROCESS, 0)` |
+//! | `sched`          | JSON `{"policy","flags","nice","priority","runtime","deadline","period"}` from `sched_getattr(0)` |
 //! | `stat PATH`      | JSON `{"type","mode","uid","gid","major","minor"}` of PATH (`lstat`); `type` is `c`, `b`, `p`, `d`, `f`, `l` or `s` |
 //!
 //! Exit status: 0 on success, 1 when the operation fails (the error is on
@@ -79,6 +81,8 @@ fn main() {
         "emit" => cmd_emit(rest),
         "hook-log" => cmd_hook_log(rest),
         "stat" => cmd_stat(rest),
+        "ioprio" => cmd_ioprio(),
+        "sched" => cmd_sched(),
         other => Err(Fail::usage(format!("unknown command {other:?}"))),
     };
     if let Err(fail) = result {
@@ -889,4 +893,164 @@ fn syscall_result(ret: isize) -> io::Result<()> {
     } else {
         Ok(())
     }
+}
+
+fn cmd_ioprio() -> Res {
+    const IOPRIO_WHO_PROCESS: usize = 1;
+    let ret = syscall3(SYS_IOPRIO_GET, IOPRIO_WHO_PROCESS, 0, 0);
+    let value = syscall_value(ret).map_err(|e| Fail::io("ioprio_get".into(), e))?;
+    emit_json(&Json::Obj(vec![
+        ("class", Json::Int((value >> 13) as i64)),
+        ("level", Json::Int((value & 0x1fff) as i64)),
+    ]))
+}
+
+/// `struct sched_attr`, `SCHED_ATTR_SIZE_VER0`.
+#[repr(C)]
+#[derive(Default)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+}
+
+fn cmd_sched() -> Res {
+    let mut attr = SchedAttr::default();
+    let size = std::mem::size_of::<SchedAttr>();
+    let ret = sched_getattr(&mut attr, size);
+    syscall_value(ret).map_err(|e| Fail::io("sched_getattr".into(), e))?;
+    let int = |v: u64| Json::Int(v as i64);
+    emit_json(&Json::Obj(vec![
+        ("policy", int(u64::from(attr.policy))),
+        ("flags", int(attr.flags)),
+        ("nice", Json::Int(i64::from(attr.nice))),
+        ("priority", int(u64::from(attr.priority))),
+        ("runtime", int(attr.runtime)),
+        ("deadline", int(attr.deadline)),
+        ("period", int(attr.period)),
+    ]))
+}
+
+/// `sched_getattr(0, attr, size, 0)` as a raw syscall.
+#[cfg(target_arch = "x86_64")]
+fn sched_getattr(attr: &mut SchedAttr, size: usize) -> isize {
+    const SYS_SCHED_GETATTR: isize = 315;
+    let ret: isize;
+    // SAFETY: sched_getattr(2) writes at most `size` bytes at `attr`, a live,
+    // writable `SchedAttr` of exactly that size and of the kernel's VER0
+    // layout (repr(C)). The x86_64 syscall ABI takes the number in rax and
+    // arguments in rdi, rsi, rdx and r10, returns in rax and clobbers rcx
+    // and r11; all are declared.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") SYS_SCHED_GETATTR => ret,
+            in("rdi") 0usize,
+            in("rsi") attr as *mut SchedAttr as usize,
+            in("rdx") size,
+            in("r10") 0usize,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// `sched_getattr(0, attr, size, 0)` as a raw syscall.
+#[cfg(target_arch = "aarch64")]
+fn sched_getattr(attr: &mut SchedAttr, size: usize) -> isize {
+    const SYS_SCHED_GETATTR: usize = 275;
+    let ret: isize;
+    // SAFETY: as for x86_64; the aarch64 ABI takes the number in x8 and
+    // arguments in x0-x3 and returns in x0.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            in("x8") SYS_SCHED_GETATTR,
+            inlateout("x0") 0isize => ret,
+            in("x1") attr as *mut SchedAttr as usize,
+            in("x2") size,
+            in("x3") 0usize,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+#[cfg(target_arch = "x86_64")]
+const SYS_IOPRIO_GET: usize = 252;
+#[cfg(target_arch = "aarch64")]
+const SYS_IOPRIO_GET: usize = 31;
+
+/// A raw syscall with three integer or pointer arguments; returns the raw
+/// result (-errno on failure).
+///
+/// # Safety
+///
+/// The caller passes a call whose pointer arguments, if any, point at live
+/// memory of the size and layout the man page names for that call.
+#[cfg(target_arch = "x86_64")]
+unsafe fn syscall3_raw(nr: usize, a0: usize, a1: usize, a2: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the x86_64 syscall ABI (syscall(2)) takes the number in rax and
+    // arguments in rdi, rsi and rdx, returns in rax and clobbers rcx and
+    // r11; all are declared. Memory is not marked untouched, since the
+    // kernel may write through a pointer argument, which the caller vouches
+    // for (see `# Safety`).
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a0,
+            in("rsi") a1,
+            in("rdx") a2,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// As for x86_64.
+///
+/// # Safety
+///
+/// As for x86_64.
+#[cfg(target_arch = "aarch64")]
+unsafe fn syscall3_raw(nr: usize, a0: usize, a1: usize, a2: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the aarch64 ABI takes the number in x8 and arguments in x0-x2
+    // and returns in x0; the caller vouches for pointer arguments.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            in("x8") nr,
+            inlateout("x0") a0 as isize => ret,
+            in("x1") a1,
+            in("x2") a2,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// A raw syscall whose arguments are plain integers (no pointers).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn syscall3(nr: usize, a0: usize, a1: usize, a2: usize) -> isize {
+    // SAFETY: callers pass only calls that take integers by value, so no
+    // memory of this process is read or written.
+    unsafe { syscall3_raw(nr, a0, a1, a2) }
+}
+
+/// A raw syscall's non-negative result, or its -errno as an error.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn syscall_value(ret: isize) -> io::Result<usize> {
+    syscall_result(ret).map(|()| ret as usize)
 }

@@ -167,3 +167,28 @@ pub fn host_ns(name: &str) -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+/// `create` fails with `InvalidSpec`/`Unsupported` naming `field`, and
+/// leaves no child and no state dir.
+pub async fn assert_refused(spec: corral::Spec, field: &str) {
+    let tmp = TempDir::new("refused");
+    let rt = corral::Runtime::builder()
+        .state_dir(tmp.path().join("state"))
+        .build()
+        .unwrap();
+    let before = child_count();
+    let err = rt.create(unique_id("refused"), spec).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            corral::Error::InvalidSpec { .. } | corral::Error::Unsupported { .. }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(field), "{field} not in: {err}");
+    assert_eq!(child_count(), before, "a child was left");
+    let left = std::fs::read_dir(tmp.path().join("state"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "a state dir was left");
+}

@@ -49,6 +49,7 @@ fn sample_spec(start_via: StartVia) -> InitSpec {
             flags: 0xe,
             propagation: 0,
             data: None,
+            recursive: None,
         }],
         process: ProcessSpec {
             args: vec!["/bin/sh".into(), RawPath(vec![0x80, b'x'])],

@@ -9,6 +9,7 @@ mod devices;
 mod joins;
 mod mounts;
 pub(crate) mod names;
+mod sched;
 mod seccomp;
 mod userns;
 
@@ -163,34 +164,45 @@ fn paths(field: &str, list: &Option<Vec<String>>) -> Result<Vec<RawPath>> {
     Ok(out)
 }
 
-/// Refuses every field whose support comes later, naming it.
-fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
-    let later = |field: &str, what: &str| {
-        Err(Error::unsupported(
-            field,
-            format!("{what} are not implemented yet"),
-        ))
-    };
-    if let Some(p) = oci.process() {
-        if p.apparmor_profile()
-            .as_deref()
-            .is_some_and(|s| !s.is_empty())
-        {
-            return later("process.apparmorProfile", "AppArmor profiles");
-        }
-        if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
-            return later("process.selinuxLabel", "SELinux labels");
-        }
-        if p.io_priority().is_some() {
-            return later("process.ioPriority", "I/O priorities");
-        }
-        if p.scheduler().is_some() {
-            return later("process.scheduler", "scheduler settings");
-        }
-        if p.exec_cpu_affinity().is_some() {
-            return later("process.execCPUAffinity", "CPU affinities");
-        }
+fn later(field: &str, what: &str) -> Result<()> {
+    Err(Error::unsupported(
+        field,
+        format!("{what} are not implemented yet"),
+    ))
+}
+
+/// Refuses every process field whose support comes later, naming it. The
+/// one list for a container's first process and for `exec`
+/// ([`process_spec`] calls it).
+fn refuse_unsupported_process(p: &Process) -> Result<()> {
+    // As runc 1.1 on a host without the LSM: it refuses an SELinux label at
+    // validation ("selinux is disabled or not supported") and fails its
+    // init writing an AppArmor profile to /proc/self/attr/exec (EINVAL).
+    // corral applies neither yet, so it refuses both at create.
+    if p.apparmor_profile()
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        return Err(Error::unsupported(
+            "process.apparmorProfile",
+            "AppArmor profiles are not applied by corral (runc fails too where AppArmor is not enabled)",
+        ));
     }
+    if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
+        return Err(Error::unsupported(
+            "process.selinuxLabel",
+            "SELinux labels are not applied by corral (runc refuses them too where SELinux is disabled)",
+        ));
+    }
+    if p.exec_cpu_affinity().is_some() {
+        return later("process.execCPUAffinity", "CPU affinities");
+    }
+    Ok(())
+}
+
+/// Refuses every `linux` field whose support comes later, naming it (the
+/// process fields: [`refuse_unsupported_process`], via [`process_spec`]).
+fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
     let Some(linux) = oci.linux() else {
         return Ok(());
     };
@@ -208,7 +220,12 @@ fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
         .as_deref()
         .is_some_and(|s| !s.is_empty())
     {
-        return later("linux.mountLabel", "SELinux mount labels");
+        // runc 1.1 without SELinux adds `context=` to every mount's data
+        // and fails on the first (EINVAL); corral refuses at create.
+        return Err(Error::unsupported(
+            "linux.mountLabel",
+            "SELinux mount labels are not applied by corral (runc fails too where SELinux is disabled)",
+        ));
     }
     Ok(())
 }
@@ -283,7 +300,10 @@ fn sysctls(linux: &Linux, namespaces: &[LinuxNamespaceType]) -> Result<Vec<(Stri
     Ok(out)
 }
 
+/// The OCI process translated for the init, for a container's first
+/// process and for `exec` alike: every check and refusal is here.
 pub(crate) fn process_spec(p: &Process) -> Result<ProcessSpec> {
+    refuse_unsupported_process(p)?;
     let args = p.args().as_deref().unwrap_or(&[]);
     if args.is_empty() || args[0].is_empty() {
         return Err(Error::invalid("process.args", "empty: nothing to run"));
@@ -332,7 +352,31 @@ pub(crate) fn process_spec(p: &Process) -> Result<ProcessSpec> {
         no_new_privileges: p.no_new_privileges().unwrap_or(false),
         rlimits: rlimits(p)?,
         oom_score_adj: p.oom_score_adj(),
+        io_priority: io_priority(p)?,
+        scheduler: sched::plan(p.scheduler().as_ref())?,
     })
+}
+
+/// `process.ioPriority` as an `ioprio_set(2)` value: `IOPRIO_PRIO_VALUE
+/// (class, level)`, the level 0 (highest) to 7, as runc checks.
+fn io_priority(p: &Process) -> Result<Option<u32>> {
+    use oci_spec::runtime::IOPriorityClass as Class;
+    let Some(io) = p.io_priority() else {
+        return Ok(None);
+    };
+    let class = match io.class() {
+        Class::IoprioClassRt => 1,
+        Class::IoprioClassBe => 2,
+        Class::IoprioClassIdle => 3,
+    };
+    let level = io.priority();
+    if !(0..=7).contains(&level) {
+        return Err(Error::invalid(
+            "process.ioPriority.priority",
+            format!("{level} is outside 0..=7"),
+        ));
+    }
+    Ok(Some(class << 13 | level as u32))
 }
 
 fn clamp16(v: u64) -> u16 {

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use corral_protocol::{MountOp, RawPath};
+use corral_protocol::{MountAttr, MountOp, RawPath};
 
 use crate::cgroup_layout::{Hierarchy, Layout};
 use crate::error::{Error, Result};
@@ -68,31 +68,59 @@ fn classify(option: &str) -> Opt {
     }
 }
 
-/// Options runc knows that need `mount_setattr` or idmapped mounts; they
-/// come with the spec-coverage work and are refused until then.
-const NOT_YET: &[&str] = &[
-    "idmap",
-    "ridmap",
-    "tmpcopyup",
-    "rro",
-    "rrw",
-    "rnosuid",
-    "rsuid",
-    "rnodev",
-    "rdev",
-    "rnoexec",
-    "rexec",
-    "rnoatime",
-    "ratime",
-    "rrelatime",
-    "rnorelatime",
-    "rstrictatime",
-    "rnostrictatime",
-    "rnodiratime",
-    "rdiratime",
-    "rnosymfollow",
-    "rsymfollow",
-];
+/// Options runc knows that corral does not implement yet: idmapped mounts
+/// (they need the container's user namespace fd in `mount_setattr`) and
+/// `tmpcopyup`.
+const NOT_YET: &[&str] = &["idmap", "ridmap", "tmpcopyup"];
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const MOUNT_ATTR_ATIME: u64 = 0x70;
+const MOUNT_ATTR_RELATIME: u64 = 0x0;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x20_0000;
+
+/// A recursive option (runc's `r*` set, applied with
+/// `mount_setattr(AT_RECURSIVE)`): `(set, clear)` bits. The atime options
+/// are an enum in the kernel, not bits: each picks one mode and clears
+/// `MOUNT_ATTR__ATIME`. The negated ones pick the mode `mount(8)` means:
+/// `ratime` and `rnostrictatime` give the default `relatime`,
+/// `rnorelatime` gives `strictatime`.
+fn recursive_attr(option: &str) -> Option<(u64, u64)> {
+    let atime = |mode| Some((mode, MOUNT_ATTR_ATIME));
+    match option {
+        "rro" => Some((MOUNT_ATTR_RDONLY, 0)),
+        "rrw" => Some((0, MOUNT_ATTR_RDONLY)),
+        "rnosuid" => Some((MOUNT_ATTR_NOSUID, 0)),
+        "rsuid" => Some((0, MOUNT_ATTR_NOSUID)),
+        "rnodev" => Some((MOUNT_ATTR_NODEV, 0)),
+        "rdev" => Some((0, MOUNT_ATTR_NODEV)),
+        "rnoexec" => Some((MOUNT_ATTR_NOEXEC, 0)),
+        "rexec" => Some((0, MOUNT_ATTR_NOEXEC)),
+        "rnodiratime" => Some((MOUNT_ATTR_NODIRATIME, 0)),
+        "rdiratime" => Some((0, MOUNT_ATTR_NODIRATIME)),
+        "rnosymfollow" => Some((MOUNT_ATTR_NOSYMFOLLOW, 0)),
+        "rsymfollow" => Some((0, MOUNT_ATTR_NOSYMFOLLOW)),
+        "rnoatime" => atime(MOUNT_ATTR_NOATIME),
+        "rstrictatime" | "rnorelatime" => atime(MOUNT_ATTR_STRICTATIME),
+        "rrelatime" | "ratime" | "rnostrictatime" => atime(MOUNT_ATTR_RELATIME),
+        _ => None,
+    }
+}
+
+/// Folds one recursive option into `attr`: a later option wins over an
+/// earlier one on the same bits.
+fn add_recursive(attr: &mut MountAttr, (set, clear): (u64, u64)) {
+    if clear & MOUNT_ATTR_ATIME != 0 {
+        attr.set &= !MOUNT_ATTR_ATIME;
+    }
+    attr.set = (attr.set & !clear) | set;
+    attr.clear = (attr.clear & !set) | clear;
+}
 
 /// Propagation flags from a `rootfsPropagation` value.
 pub(crate) fn propagation(value: &str) -> Option<u64> {
@@ -123,12 +151,17 @@ pub(crate) fn translate(
     let mut flags = 0u64;
     let mut propagation = 0u64;
     let mut data = Vec::new();
+    let mut recursive: Option<MountAttr> = None;
     for option in mount.options().iter().flatten() {
         if NOT_YET.contains(&option.as_str()) {
             return Err(Error::unsupported(
                 format!("{field}.options"),
                 format!("{option:?} is not implemented yet"),
             ));
+        }
+        if let Some(bits) = recursive_attr(option) {
+            add_recursive(recursive.get_or_insert_default(), bits);
+            continue;
         }
         match classify(option) {
             Opt::Set(bits) => flags |= bits,
@@ -156,6 +189,7 @@ pub(crate) fn translate(
             flags,
             propagation,
             data: join_data(&data),
+            recursive,
         }]);
     }
     if fstype.is_empty() {
@@ -165,6 +199,12 @@ pub(crate) fn translate(
         ));
     }
     if fstype == "cgroup" || fstype == "cgroup2" {
+        if recursive.is_some() {
+            return Err(Error::unsupported(
+                format!("{field}.options"),
+                "recursive (r*) options on a cgroup mount",
+            ));
+        }
         return Ok(cgroups.expand(destination, flags));
     }
     let source = mount
@@ -178,6 +218,7 @@ pub(crate) fn translate(
         flags,
         propagation,
         data: join_data(&data),
+        recursive,
     }])
 }
 
@@ -212,6 +253,7 @@ impl CgroupContext<'_> {
             flags: fs_flags,
             propagation: 0,
             data: Some("mode=755".into()),
+            recursive: None,
         }];
         for h in self.layout.hierarchies() {
             ops.push(self.hierarchy_op(h, dest.join(&h.name), flags));
@@ -224,6 +266,7 @@ impl CgroupContext<'_> {
                 flags: fs_flags | ro | libc::MS_REMOUNT,
                 propagation: 0,
                 data: None,
+                recursive: None,
             });
         }
         ops
@@ -243,6 +286,7 @@ impl CgroupContext<'_> {
                 flags,
                 propagation: 0,
                 data,
+                recursive: None,
             };
         }
         MountOp {
@@ -252,6 +296,7 @@ impl CgroupContext<'_> {
             flags: flags | libc::MS_BIND | MS_REC,
             propagation: 0,
             data: None,
+            recursive: None,
         }
     }
 }
@@ -400,12 +445,44 @@ mod tests {
     }
 
     #[test]
-    fn unimplemented_recursive_attributes_are_refused() {
-        let m = mount("/x", "bind", "/y", &["rbind", "rro"]);
+    fn idmapped_mounts_are_refused() {
+        let m = mount("/x", "bind", "/y", &["rbind", "idmap"]);
         let err = translate_one(&m, &v1_layout(), false)
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("unsupported: mounts[0].options"), "{err}");
+    }
+
+    #[test]
+    fn recursive_attributes_become_mount_setattr_bits_and_later_ones_win() {
+        let m = mount(
+            "/x",
+            "bind",
+            "/y",
+            &["rbind", "rro", "rnosuid", "rsuid", "rnoatime", "rnoexec"],
+        );
+        let ops = translate_one(&m, &v1_layout(), false).unwrap();
+        let attr = ops[0].recursive.expect("recursive attributes");
+        assert_eq!(
+            attr,
+            MountAttr {
+                set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME | MOUNT_ATTR_NOEXEC,
+                clear: MOUNT_ATTR_NOSUID | MOUNT_ATTR_ATIME,
+            }
+        );
+        let m = mount("/x", "tmpfs", "tmpfs", &["rnoatime", "rstrictatime"]);
+        let attr = translate_one(&m, &v1_layout(), false).unwrap()[0]
+            .recursive
+            .unwrap();
+        assert_eq!(
+            (attr.set, attr.clear),
+            (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR_ATIME)
+        );
+        let m = mount("/x", "bind", "/y", &["rbind"]);
+        assert_eq!(
+            translate_one(&m, &v1_layout(), false).unwrap()[0].recursive,
+            None
+        );
     }
 
     #[test]
