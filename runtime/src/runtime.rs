@@ -141,10 +141,11 @@ impl RuntimeBuilder {
         self
     }
 
-    /// How container output is copied: io_uring where available (the
-    /// default, [`Backend::Auto`]), io_uring or nothing
-    /// ([`Backend::IoUring`]: `build` fails without it), or tokio
-    /// ([`Backend::Fallback`]).
+    /// How container output is copied: each kind on its faster path where
+    /// io_uring is available (the default, [`Backend::Auto`]: piped output
+    /// on io_uring, files with `splice(2)` on tokio), everything on
+    /// io_uring or nothing ([`Backend::IoUring`]: `build` fails without
+    /// it), or everything on tokio ([`Backend::Fallback`]).
     pub fn stdio_backend(mut self, backend: Backend) -> Self {
         self.stdio_backend = backend;
         self

@@ -1,6 +1,8 @@
-//! The fallback copy of a container's output pipe into a file: `splice(2)`
-//! driven by tokio readiness (`AsyncFd`), for kernels or sandboxes without
-//! io_uring (`crate::uring` is the main path).
+//! The tokio copy of a container's output pipe into a file: `splice(2)`
+//! driven by tokio readiness (`AsyncFd`). `Backend::Auto` uses it for
+//! every file copy (it beat the ring's `IORING_OP_SPLICE`, which the kernel
+//! always hands to an io-wq worker: `docs/performance.md`, stdio), and
+//! `Backend::Fallback` for all of them where io_uring is unavailable.
 //!
 //! This module owns the copy loop only; choosing it is `uring::Engine`'s.
 

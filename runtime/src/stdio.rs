@@ -3,8 +3,8 @@
 //! `AsyncRead` ([`ContainerOutput`]), output copied into a file.
 //!
 //! The child's ends stay blocking (the workload expects ordinary fds). The
-//! copies themselves run on the io_uring thread (`crate::uring`) or, as the
-//! fallback, on tokio (`crate::splice`, a tokio pipe).
+//! copies themselves run on the io_uring thread (`crate::uring`) or on
+//! tokio (`crate::splice`, a tokio pipe): see `uring::Backend` for which.
 
 use std::fs::File;
 use std::io;
@@ -233,7 +233,7 @@ pub(crate) fn attach(parent: Parent, engine: &Engine) -> Result<Attached> {
                     .map_err(|e| Error::sys("register output pipe", e))?,
             ),
         }),
-        (Parent::Output(fd), Engine::Ring(ring)) => {
+        (Parent::Output(fd), Engine::Ring { ring, .. }) => {
             let (job, chunks) = ring.read_pipe(fd);
             Attached::Output(ContainerOutput {
                 inner: Output::Ring(RingReader {
@@ -246,10 +246,14 @@ pub(crate) fn attach(parent: Parent, engine: &Engine) -> Result<Attached> {
                 }),
             })
         }
-        (Parent::CopyToFile { pipe, file }, Engine::Ring(ring)) => {
-            Attached::Copy(ring.copy_to_file(pipe, file))
-        }
-        (Parent::CopyToFile { pipe, file }, Engine::Fallback) => Attached::Copy(
+        (
+            Parent::CopyToFile { pipe, file },
+            Engine::Ring {
+                ring,
+                files_on_ring: true,
+            },
+        ) => Attached::Copy(ring.copy_to_file(pipe, file)),
+        (Parent::CopyToFile { pipe, file }, _) => Attached::Copy(
             crate::splice::copy_to_file(pipe, file)
                 .map_err(|e| Error::sys("register output pipe", e))?,
         ),

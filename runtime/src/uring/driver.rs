@@ -3,7 +3,8 @@
 //! wake-up.
 //!
 //! A file copy is `POLL_ADD(POLLIN)`, then one `SPLICE` (non-blocking),
-//! then poll again: splice always runs on an io-wq worker, and waiting for
+//! then poll again, or splice again at once when the splice moved a full
+//! chunk: splice always runs on an io-wq worker, and waiting for
 //! readiness first keeps an idle pipe from parking one (and spares the
 //! worker round trip that would only return `EAGAIN`). A piped
 //! output is `READ` into one of its few buffers (pipes support non-blocking
@@ -174,10 +175,18 @@ impl Driver {
             Ok(n) => {
                 copy.copied += u64::from(n);
                 trace!(bytes = n, "splice");
-                // Poll rather than splice again: a poll on a ready pipe
-                // completes inline, while a splice on an empty one costs
-                // an io-wq round trip just to learn EAGAIN.
-                Some(copy.poll())
+                // A full chunk means the pipe was full (it holds
+                // SPLICE_LEN with the 1 MiB pipe of a file copy) and the
+                // writer is likely blocked on it: splice again at once. A
+                // short one means the pipe ran dry, so poll rather than
+                // splice: a poll on a ready pipe completes inline, while a
+                // splice on an empty one costs an io-wq round trip just to
+                // learn EAGAIN. Measured in docs/performance.md (stdio).
+                if n == SPLICE_LEN {
+                    Some(copy.splice())
+                } else {
+                    Some(copy.poll())
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(copy.poll()),
             Err(e) => {

@@ -24,11 +24,16 @@ mod driver;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Backend {
-    /// io_uring where the kernel offers it, else the fallback (with a
+    /// Each copy on the faster machinery as measured
+    /// (`docs/performance.md`, stdio): piped output on io_uring, output
+    /// into files with `splice(2)` on tokio (the kernel hands every
+    /// io_uring splice to a worker thread, which costs more than it
+    /// saves). Without io_uring, everything on the fallback (with a
     /// warning in the log).
     #[default]
     Auto,
-    /// io_uring; building the runtime fails where it is unavailable.
+    /// Everything on io_uring, files included; building the runtime fails
+    /// where it is unavailable.
     IoUring,
     /// tokio `AsyncFd` and `splice(2)` on the caller's runtime.
     Fallback,
@@ -163,8 +168,12 @@ fn wake(eventfd: &OwnedFd) {
 /// The copying machinery a runtime settled on.
 #[derive(Debug)]
 pub(crate) enum Engine {
-    /// The ring thread.
-    Ring(RingHandle),
+    /// The ring thread, for piped output and, if `files_on_ring`, for
+    /// copies into files (else those run as with `Fallback`).
+    Ring {
+        ring: RingHandle,
+        files_on_ring: bool,
+    },
     /// Tasks on the caller's tokio runtime.
     Fallback,
 }
@@ -175,9 +184,17 @@ impl Engine {
     pub fn choose(backend: Backend) -> io::Result<Engine> {
         match backend {
             Backend::Fallback => Ok(Engine::Fallback),
-            Backend::IoUring => RingHandle::start().map(Engine::Ring),
+            Backend::IoUring => RingHandle::start().map(|ring| Engine::Ring {
+                ring,
+                files_on_ring: true,
+            }),
+            // Files stay off the ring under Auto: on 6.18 the tokio splice
+            // beat every ring variant tried (docs/performance.md, stdio).
             Backend::Auto => match RingHandle::start() {
-                Ok(ring) => Ok(Engine::Ring(ring)),
+                Ok(ring) => Ok(Engine::Ring {
+                    ring,
+                    files_on_ring: false,
+                }),
                 Err(e) => {
                     tracing::warn!(
                         error = %e,
