@@ -181,6 +181,20 @@ async fn devices_deny_makes_dev_null_unopenable() {
 /// does a bounded amount of its own work (yields to the reactor many
 /// times, so that any readiness would be seen) and finds the pipe still
 /// empty.
+/// Waits (on readiness, which tokio's try_read clears on WouldBlock)
+/// until bytes arrive.
+async fn wait_for_bytes(out: &tokio::net::unix::pipe::Receiver, buf: &mut [u8]) {
+    loop {
+        out.readable().await.unwrap();
+        match out.try_read(buf) {
+            Ok(0) => panic!("the counter closed its stdout"),
+            Ok(_) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => panic!("read the counter: {e}"),
+        }
+    }
+}
+
 async fn pause_and_resume(rt: &corral::Runtime) {
     // A pipe of the test's own, read directly: the runtime's piped output
     // may still deliver bytes it read before the freeze (io_uring reads
@@ -197,18 +211,17 @@ async fn pause_and_resume(rt: &corral::Runtime) {
     let drain = |out: &tokio::net::unix::pipe::Receiver, buf: &mut [u8]| {
         let mut total = 0;
         loop {
-            match out.try_read(buf) {
+            // read(2) itself, not tokio's try_read: that answers from the
+            // reactor's cached readiness and can miss bytes in the pipe.
+            match rustix::io::read(std::os::fd::AsFd::as_fd(out), &mut *buf) {
                 Ok(0) => return total,
                 Ok(n) => total += n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return total,
+                Err(rustix::io::Errno::AGAIN) => return total,
                 Err(e) => panic!("read the counter: {e}"),
             }
         }
     };
-    // Readiness can be spurious: wait until bytes really came.
-    while drain(&out, &mut buf) == 0 {
-        out.readable().await.unwrap();
-    }
+    wait_for_bytes(&out, &mut buf).await;
     c.pause().await.unwrap();
     // Frozen: whatever is in the pipe now is all there will be.
     let _ = drain(&out, &mut buf);
@@ -223,9 +236,7 @@ async fn pause_and_resume(rt: &corral::Runtime) {
     c.resume().await.unwrap();
     // The counter continues: bytes arrive again (a hang here fails the
     // test by the harness's timeout, not by a timed assertion).
-    while drain(&out, &mut buf) == 0 {
-        out.readable().await.unwrap();
-    }
+    wait_for_bytes(&out, &mut buf).await;
     let dirs = dirs_of(&c);
     c.force_delete().await.unwrap();
     assert_gone(&dirs);
