@@ -101,6 +101,10 @@ impl Pool {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        // Refill once this returns (or is dropped), not at the take: a
+        // create running beside the start would compete with it for the
+        // same cores, on the job's critical path.
+        let _refill = RefillOnDrop(&self.shared.wanted);
         let mut container = match self.take() {
             Some(c) => c,
             None => self.shared.create().await?,
@@ -139,8 +143,16 @@ impl Pool {
             .lock()
             .expect("pool lock is never poisoned")
             .pop_front();
-        self.shared.wanted.notify_one();
         taken
+    }
+}
+
+/// Wakes the refill task when dropped.
+struct RefillOnDrop<'a>(&'a Notify);
+
+impl Drop for RefillOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.notify_one();
     }
 }
 

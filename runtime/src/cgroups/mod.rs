@@ -221,11 +221,28 @@ pub(crate) fn prepare(setup: &Setup, id: &str, spec: &crate::Spec) -> Result<Opt
         return Ok(None);
     }
     let required = !writes.is_empty() || linux.is_some_and(|l| l.cgroups_path().is_some());
+    let mut paths = setup.paths(&placement);
+    if !paths.v2 {
+        paths.dirs.retain(|d| needed_v1(d, &writes));
+    }
     Ok(Some(Prepared {
-        paths: setup.paths(&placement),
+        paths,
         writes,
         required,
     }))
+}
+
+/// v1 controllers every container gets: pause (freezer), OOM reports and
+/// stats (memory, cpu, cpuacct, pids). The other hierarchies are made only
+/// when the spec writes to them: every v1 directory costs a `mkdir` and an
+/// `rmdir` under the kernel's global cgroup mutex, which caps how many
+/// containers per second a host can start (runc makes all of them).
+const V1_ALWAYS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "freezer"];
+
+fn needed_v1(dir: &CgroupDir, writes: &[Write]) -> bool {
+    dir.controllers.iter().any(|c| {
+        V1_ALWAYS.contains(&c.as_str()) || writes.iter().any(|w| w.controller == c.as_str())
+    })
 }
 
 /// Makes the directories and applies the resources. On failure nothing is

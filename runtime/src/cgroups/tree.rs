@@ -105,7 +105,8 @@ fn write_one(paths: &CgroupPaths, w: &Write) -> Result<()> {
         Error::unsupported(
             &w.field,
             format!(
-                "the {} cgroup controller is not mounted on this host",
+                "the container has no {} cgroup: the controller is not mounted on this host, \
+                 or (v1) the container was created without a limit for it",
                 w.controller
             ),
         )
