@@ -25,6 +25,7 @@ mod cgroups;
 mod channel;
 mod console;
 mod container;
+mod create;
 mod error;
 mod exec;
 mod hooks;

@@ -137,13 +137,11 @@ impl Pool {
     }
 
     fn take(&self) -> Option<Container> {
-        let taken = self
-            .shared
+        self.shared
             .ready
             .lock()
             .expect("pool lock is never poisoned")
-            .pop_front();
-        taken
+            .pop_front()
     }
 }
 

@@ -11,7 +11,7 @@ use corral_protocol::StartVia;
 
 use crate::Spec;
 use crate::cgroup_layout::Layout;
-use crate::container::{self, Container};
+use crate::container::Container;
 use crate::error::{Error, Result};
 use crate::init_binary::InitBinary;
 use crate::state::StateDir;
@@ -289,7 +289,7 @@ impl IntoFuture for Create {
     type IntoFuture = Pin<Box<dyn Future<Output = Result<Container>> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(container::create(
+        Box::pin(crate::create::create(
             self.runtime,
             self.id,
             self.spec,

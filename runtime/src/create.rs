@@ -1,0 +1,479 @@
+//! Creating a container: the parent's half of the start-up sequence up to
+//! `Ready` (sync points 0–3 of `docs/protocol.md`): plan, cgroup, clone3,
+//! user namespace maps, the handshake, and undoing all of it on failure.
+//! The handle it returns is `container::Container`.
+
+use std::ffi::c_char;
+use std::os::fd::{AsFd, OwnedFd};
+
+use corral_protocol::{StartVia, ToParent};
+use tracing::{debug, info};
+
+use crate::cgroups::CgroupPaths;
+use crate::cgroups::tree::Entry;
+use crate::channel::InitSocket;
+use crate::console::Console;
+use crate::container::{Container, INIT_SOCKET_FD, emit, message_kind, peer_gone, protocol_err};
+use crate::error::{Error, Result};
+use crate::hooks::{HookContext, Kind as HookKind};
+use crate::pidfd::PidFd;
+use crate::runtime::{CreateOptions, Runtime};
+use crate::state::{StoredState, proc_stat, rfc3339_now};
+use crate::stdio;
+use crate::sys::{self, ChildPlan, InitExec};
+use crate::{Spec, plan};
+
+/// Creates a container: the parent's half of sync points 1–3.
+#[tracing::instrument(skip_all, fields(container_id = %id))]
+pub(crate) async fn create(
+    runtime: Runtime,
+    id: String,
+    spec: Spec,
+    opts: CreateOptions,
+) -> Result<Container> {
+    crate::state::validate_id(&id)?;
+    let mut plan = plan::plan(&id, &spec, runtime.layout(), opts.start_via)?;
+    let hooks = HookContext::of(&spec).map(Box::new);
+    plan.init.no_pivot = opts.no_pivot;
+    if let Some((soft, hard)) = runtime.inherited_nofile() {
+        let rlimits = &mut plan.init.process.rlimits;
+        if !rlimits.iter().any(|r| r.resource == libc::RLIMIT_NOFILE) {
+            rlimits.push(corral_protocol::Rlimit {
+                resource: libc::RLIMIT_NOFILE,
+                soft,
+                hard,
+            });
+        }
+    }
+    let cgroup = crate::cgroups::prepare(runtime.cgroups(), &id, &spec)?;
+    let rootfs = spec.rootfs()?;
+    check_rootfs(&rootfs)?;
+    let state_dir = runtime.state_dir_opt().cloned();
+    if let Some(dir) = &state_dir {
+        dir.create(&id)?;
+    }
+    let mut guard = Abort {
+        process: None,
+        state: state_dir.clone().map(|d| (d, id.clone())),
+        cgroup: None,
+    };
+    if let Some(prepared) = cgroup {
+        match crate::cgroups::make(prepared) {
+            Ok(paths) => {
+                debug!("cgroup made");
+                guard.cgroup = paths;
+            }
+            Err(e) => {
+                guard.abort().await;
+                return Err(e);
+            }
+        }
+    }
+    if let Some(paths) = &guard.cgroup {
+        plan::bind_container_cgroup(&mut plan.init.mounts, runtime.layout(), paths);
+    }
+    let made =
+        match spawn_and_handshake(&runtime, &id, &plan, opts, &mut guard, hooks.as_deref()).await {
+            Ok(made) => made,
+            Err(e) => {
+                let pid = guard
+                    .process
+                    .as_ref()
+                    .map(|p| p.pid().as_raw_nonzero().get());
+                guard.abort().await;
+                if let (Some(ctx), Some(pid)) = (&hooks, pid) {
+                    // The runtime spec's lifecycle goes on at delete: poststop.
+                    ctx.run_logged(HookKind::Poststop, &id, "stopped", pid)
+                        .await;
+                }
+                return Err(e);
+            }
+        };
+    let process = guard
+        .process
+        .take()
+        .expect("a spawned child is in the guard");
+    let mut container = made.into_container(runtime, id, process);
+    container.cgroup = guard.cgroup.take();
+    container.hooks = hooks;
+    if let Some(dir) = state_dir {
+        let stored = match stored_state(&container, &spec, rootfs) {
+            Ok(stored) => stored,
+            Err(e) => {
+                guard.process = container.process.take();
+                guard.cgroup = container.cgroup.take();
+                guard.abort().await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = dir.write(&stored) {
+            guard.process = container.process.take();
+            guard.cgroup = container.cgroup.take();
+            guard.abort().await;
+            return Err(e);
+        }
+        container.stored = Some(stored);
+    }
+    guard.state = None;
+    // sync 3: Created. From here the handle, not the guard, owns the child.
+    info!(pid = container.pid(), "created");
+    Ok(container)
+}
+
+/// Undoes a half-made container: kills and reaps the child, removes the
+/// state dir. Explicitly on error paths ([`Abort::abort`]), from `Drop`
+/// when the create future is cancelled.
+struct Abort {
+    process: Option<PidFd>,
+    state: Option<(crate::state::StateDir, String)>,
+    /// Removed after the process is gone.
+    cgroup: Option<CgroupPaths>,
+}
+
+impl Abort {
+    async fn abort(&mut self) {
+        if let Some(process) = self.process.take() {
+            let _ = process.signal(libc::SIGKILL);
+            let _ = process.wait().await;
+        }
+        if let Some(cg) = self.cgroup.take() {
+            let _ = crate::cgroups::tree::remove(&cg).await;
+        }
+        if let Some((dir, id)) = self.state.take() {
+            let _ = dir.remove(&id);
+        }
+    }
+}
+
+impl Drop for Abort {
+    fn drop(&mut self) {
+        let cgroup = self.cgroup.take();
+        match self.process.take() {
+            Some(process) => crate::reaper::kill_and_reap(process, cgroup),
+            None => {
+                if let Some(cg) = cgroup {
+                    crate::cgroups::tree::remove_blocking(&cg);
+                }
+            }
+        }
+        if let Some((dir, id)) = self.state.take() {
+            let _ = dir.remove(&id);
+        }
+    }
+}
+
+fn check_rootfs(rootfs: &std::path::Path) -> Result<()> {
+    match std::fs::metadata(rootfs) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::Rootfs {
+            path: rootfs.to_path_buf(),
+            source: std::io::Error::from(std::io::ErrorKind::NotADirectory),
+        }),
+        Err(source) => Err(Error::Rootfs {
+            path: rootfs.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn stored_state(c: &Container, spec: &Spec, rootfs: std::path::PathBuf) -> Result<StoredState> {
+    let (_, start_time) =
+        proc_stat(c.pid()).map_err(|e| Error::sys(format!("read /proc/{}/stat", c.pid()), e))?;
+    Ok(StoredState {
+        id: c.id.clone(),
+        pid: c.pid(),
+        start_time,
+        bundle: spec.bundle().to_path_buf(),
+        rootfs,
+        created: rfc3339_now(),
+        started: false,
+        cgroup: c.cgroup.clone(),
+        annotations: spec
+            .oci()
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        hooks: spec.oci().hooks().clone(),
+    })
+}
+
+/// A child that reported `Ready`.
+struct Made {
+    socket: InitSocket,
+    start_via: StartVia,
+    stdio: [Option<stdio::Parent>; 3],
+    console: Option<OwnedFd>,
+}
+
+impl Made {
+    fn into_container(self, runtime: Runtime, id: String, process: PidFd) -> Container {
+        let mut c = Container {
+            id,
+            runtime,
+            process: Some(process),
+            socket: Some(self.socket),
+            start_via: self.start_via,
+            started: false,
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            console: self.console.map(|fd| {
+                Console::new(fd).expect("register a pty master with the running reactor")
+            }),
+            copies: Vec::new(),
+            stored: None,
+            cgroup: None,
+            hooks: None,
+        };
+        for (index, parent) in self.stdio.into_iter().enumerate() {
+            let Some(parent) = parent else { continue };
+            // Registration only fails without a reactor, and we are inside one.
+            let attached = stdio::attach(parent, c.runtime.stdio_engine())
+                .expect("register a pipe with the running reactor");
+            match (attached, index) {
+                (stdio::Attached::Stdin(w), _) => c.stdin = Some(w),
+                (stdio::Attached::Output(r), 1) => c.stdout = Some(r),
+                (stdio::Attached::Output(r), _) => c.stderr = Some(r),
+                (stdio::Attached::Copy(done), _) => c.copies.push(done),
+            }
+        }
+        c
+    }
+}
+
+async fn spawn_and_handshake(
+    runtime: &Runtime,
+    id: &str,
+    plan: &plan::Plan,
+    opts: CreateOptions,
+    guard: &mut Abort,
+    hooks: Option<&HookContext>,
+) -> Result<Made> {
+    let (init, clone_flags) = (&plan.init, plan.clone_flags);
+    let (id_maps, joins) = (plan.id_maps.as_ref(), &plan.joins);
+    let opened = crate::namespaces::open(joins)?;
+    let CreateOptions {
+        stdio: [s0, s1, s2],
+        detach,
+        start_via,
+        ..
+    } = opts;
+    let prepared = [
+        stdio::prepare(s0, 0)?,
+        stdio::prepare(s1, 1)?,
+        stdio::prepare(s2, 2)?,
+    ];
+    let fifo = match start_via {
+        StartVia::Fifo => Some(runtime.state_dir()?.make_fifo(id)?),
+        StartVia::Socket => None,
+    };
+    let (parent_end, child_end) = corral_protocol::socketpair().map_err(|e| protocol_err(id, e))?;
+    // With a new user namespace the child waits on this pipe for its maps.
+    let maps_pipe = match id_maps {
+        Some(_) => Some(
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| Error::sys("pipe2", e))?,
+        ),
+        None => None,
+    };
+    let wait_fd = maps_pipe.as_ref().map(|(r, _)| r.as_fd());
+    let join = opened.join();
+    let ns = NsPlan {
+        wait_for_maps: wait_fd,
+        join: &join,
+        pid: opened.pid(),
+        joined_user: joins.joined_user,
+        new_time: joins.new_time.as_deref().map(str::as_bytes),
+    };
+    let entry = guard
+        .cgroup
+        .as_ref()
+        .map(crate::cgroups::tree::open_entry)
+        .transpose()?;
+    // sync 0: clone3 into the namespaces (and the cgroup); the child execs
+    // corral-init.
+    let spawned = clone_init(
+        runtime,
+        &prepared,
+        child_end.as_fd(),
+        clone_flags,
+        &ns,
+        detach,
+        entry.as_ref(),
+    )?;
+    drop(child_end);
+    drop(entry);
+    let [p0, p1, p2] = prepared;
+    let stdio = [p0.parent, p1.parent, p2.parent];
+    debug!(pid = spawned.pid.as_raw_nonzero().get(), "cloned");
+    let process = guard.process.insert(
+        PidFd::new(spawned.pidfd, spawned.pid).map_err(|e| Error::sys("register pidfd", e))?,
+    );
+    if let (Some(maps), Some((read, write))) = (id_maps, maps_pipe) {
+        // sync 0, user namespace: maps first, then release the child. On
+        // error the write end closes, the child reads EOF and exits, and
+        // the guard reaps it.
+        drop(read);
+        crate::userns::write_id_maps(spawned.pid, maps)?;
+        rustix::io::write(&write, &[1]).map_err(|e| Error::sys("release the cloned child", e))?;
+    }
+    let socket = InitSocket::new(parent_end).map_err(|e| Error::sys("register init socket", e))?;
+    // The hooks' state JSON names the pid, known only now.
+    let with_states;
+    let init = match (hooks, &init.hooks) {
+        (Some(ctx), Some(init_hooks)) => {
+            let mut init_hooks = init_hooks.clone();
+            let pid = spawned.pid.as_raw_nonzero().get();
+            crate::hooks::fill_states(&mut init_hooks, ctx, id, pid);
+            with_states = corral_protocol::InitSpec {
+                hooks: Some(init_hooks),
+                ..init.clone()
+            };
+            &with_states
+        }
+        _ => init,
+    };
+    let fifo = fifo.as_ref().map(|f| f.as_fd());
+    let console = handshake(id, &socket, process, init, fifo, hooks).await?;
+    Ok(Made {
+        socket,
+        start_via,
+        stdio,
+        console,
+    })
+}
+
+/// Joined namespaces, a new time namespace and the user namespace
+/// handshake, for `clone_init`.
+struct NsPlan<'a> {
+    /// The pipe the child waits on for its id maps.
+    wait_for_maps: Option<std::os::fd::BorrowedFd<'a>>,
+    join: &'a [(std::os::fd::BorrowedFd<'a>, i32)],
+    pid: Option<std::os::fd::BorrowedFd<'a>>,
+    joined_user: bool,
+    new_time: Option<&'a [u8]>,
+}
+
+/// `clone3` into the namespaces, then exec of `corral-init` (sync 0).
+fn clone_init(
+    runtime: &Runtime,
+    prepared: &[stdio::Prepared; 3],
+    child_end: std::os::fd::BorrowedFd<'_>,
+    clone_flags: u64,
+    ns: &NsPlan<'_>,
+    detach: bool,
+    cgroup: Option<&Entry>,
+) -> Result<sys::Spawned> {
+    let binary = runtime.init_binary()?;
+    // argv[1] names INIT_SOCKET_FD.
+    let argv: [*const c_char; 3] = [c"corral-init".as_ptr(), c"3".as_ptr(), std::ptr::null()];
+    let envp: [*const c_char; 1] = [std::ptr::null()];
+    let exec = match binary.fd() {
+        Some(fd) => InitExec::Fd(fd),
+        None => InitExec::Path(binary.path().expect("an init binary is a memfd or a path")),
+    };
+    let procs: Vec<std::os::fd::BorrowedFd<'_>> = match cgroup {
+        Some(Entry::Procs(fds)) => fds.iter().map(|f| f.as_fd()).collect(),
+        _ => Vec::new(),
+    };
+    // With a cgroup of its own, the child joins its cgroup namespace after
+    // it is placed (sys.rs), not at clone time.
+    let newcgroup = libc::CLONE_NEWCGROUP as u64;
+    let unshare_cgroupns = cgroup.is_some() && clone_flags & newcgroup != 0;
+    let clone_flags = if cgroup.is_some() {
+        clone_flags & !newcgroup
+    } else {
+        clone_flags
+    };
+    let child = ChildPlan {
+        stdio: [
+            prepared[0].child_fd(),
+            prepared[1].child_fd(),
+            prepared[2].child_fd(),
+        ],
+        socket: child_end,
+        socket_target: INIT_SOCKET_FD,
+        init: exec,
+        argv: &argv,
+        envp: &envp,
+        kill_on_parent_death: !detach,
+        wait_for_maps: ns.wait_for_maps,
+        join: ns.join,
+        become_root: ns.joined_user,
+        new_time: ns.new_time,
+        join_pid: ns.pid,
+        cgroup: match cgroup {
+            Some(Entry::Dir(fd)) => Some(fd.as_fd()),
+            _ => None,
+        },
+        cgroup_procs: &procs,
+        unshare_cgroupns,
+    };
+    sys::spawn_init(clone_flags, &child).map_err(|e| Error::sys("clone3", e))
+}
+
+/// Sync 1–3: send the spec, relay logs and the console, until `Ready`.
+async fn handshake(
+    id: &str,
+    socket: &InitSocket,
+    process: &PidFd,
+    init: &corral_protocol::InitSpec,
+    fifo: Option<std::os::fd::BorrowedFd<'_>>,
+    hooks: Option<&HookContext>,
+) -> Result<Option<OwnedFd>> {
+    // sync 1: the spec (+ the FIFO's O_PATH fd in FIFO mode).
+    if let Err(e) = socket.send_spec(init, fifo).await {
+        if !peer_gone(&e) {
+            return Err(protocol_err(id, e));
+        }
+    }
+    let mut console = None;
+    loop {
+        match socket.recv().await {
+            // sync 2: setup done; the init waits for the start signal.
+            Ok((ToParent::Ready, _)) => return Ok(console),
+            Ok((ToParent::Log(record), _)) => emit(&record),
+            // Between sync 1 and 2: the pty master, when process.terminal.
+            Ok((ToParent::Console, fd)) => console = fd,
+            // sync 1b: mounts done, before pivot_root: prestart and
+            // createRuntime, in the runtime namespace.
+            Ok((ToParent::RunHooks, _)) if hooks.is_some() => {
+                let ctx = hooks.expect("checked by the guard");
+                let state = ctx.state_json(id, "creating", process.pid().as_raw_nonzero().get());
+                ctx.run(crate::hooks::CREATE_RUNTIME, &state).await?;
+                socket
+                    .send_hooks_done()
+                    .await
+                    .map_err(|e| protocol_err(id, e))?;
+            }
+            Ok((other @ (ToParent::ExecPid(_) | ToParent::RunHooks), _)) => {
+                let kind = message_kind(&other);
+                return Err(protocol_err(
+                    id,
+                    corral_protocol::Error::Unexpected { kind },
+                ));
+            }
+            Ok((ToParent::Error(source), _)) => {
+                return Err(Error::Init {
+                    container_id: id.to_owned(),
+                    source,
+                });
+            }
+            // The child went away before it could speak: ECONNRESET when it
+            // died with our spec frame unread (e.g. exec of corral-init failed).
+            Err(e) if peer_gone(&e) => {
+                let status = process
+                    .wait()
+                    .await
+                    .map_err(|e| Error::sys("wait for init", e))?;
+                return Err(Error::InitDied {
+                    container_id: id.to_owned(),
+                    status,
+                });
+            }
+            Err(e) => return Err(protocol_err(id, e)),
+        }
+    }
+}
