@@ -42,6 +42,35 @@ fn exit_wait(c: &mut Criterion) {
             }
         })
     });
+    // A process that exits on its own: `cat` sees EOF when the bench
+    // closes its stdin, exits 0, and `wait()` wakes. Timed from the close:
+    // the pipe wake-up, the exit, the pid namespace's teardown, the pidfd
+    // wake-up and the reap.
+    let cat = minimal_spec(&["/bin/cat"]);
+    group.bench_function("stdin-eof-to-wake", |b| {
+        b.to_async(&tokio).iter_custom(|iters| {
+            let (rt, spec) = (rt.clone(), cat.clone());
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut c = rt
+                        .create(next_id("eof"), spec.clone())
+                        .stdin(corral::Stdio::piped())
+                        .await
+                        .expect("create");
+                    let stdin = c.take_stdin().expect("piped stdin");
+                    c.start().await.expect("start");
+                    let t = Instant::now();
+                    drop(stdin);
+                    let status = c.wait().await.expect("wait");
+                    total += t.elapsed();
+                    assert!(status.success());
+                    c.delete().await.expect("delete");
+                }
+                total
+            }
+        })
+    });
     group.finish();
 }
 

@@ -263,11 +263,14 @@ impl Container {
             .wait()
             .await
             .map_err(|e| Error::sys("waitid on pidfd", e))?;
-        let oom = self
-            .cgroup
-            .as_ref()
-            .and_then(crate::cgroups::stats::oom_kills)
-            .is_some_and(|n| n > 0);
+        // The OOM killer kills with SIGKILL: only then is the counter worth
+        // a read on the wake-up path.
+        let oom = status.signal() == Some(libc::SIGKILL)
+            && self
+                .cgroup
+                .as_ref()
+                .and_then(crate::cgroups::stats::oom_kills)
+                .is_some_and(|n| n > 0);
         let status = status.with_oom_killed(oom);
         info!(container_id = %self.id, %status, "exited");
         Ok(status)
