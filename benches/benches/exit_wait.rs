@@ -11,11 +11,7 @@ use corral_benches::{minimal_spec, next_id, require_root};
 use criterion::Criterion;
 
 fn exit_wait(c: &mut Criterion) {
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let tokio = corral_benches::tokio_runtime();
     let rt = corral::Runtime::builder().build().expect("runtime");
     let spec = minimal_spec(&["/bin/sleep", "1000"]);
     let mut group = c.benchmark_group("exit_wait");

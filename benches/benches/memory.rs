@@ -47,11 +47,7 @@ async fn measure(rt: &corral::Runtime, n: usize) -> f64 {
 
 fn main() {
     require_root();
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let tokio = corral_benches::tokio_runtime();
     tokio.block_on(async {
         let rt = corral::Runtime::builder().build().expect("runtime");
         // Warm: the init memfd and the allocator's first arenas.

@@ -40,11 +40,7 @@ fn spec(namespaces: &[Ns]) -> corral::Spec {
 }
 
 fn namespaces(c: &mut Criterion) {
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let tokio = corral_benches::tokio_runtime();
     let rt = corral::Runtime::builder().build().expect("runtime");
     let base = [Ns::Mount, Ns::Pid, Ns::Uts, Ns::Ipc];
     let sets: Vec<(&str, Vec<Ns>)> = vec![

@@ -12,11 +12,7 @@ use corral_benches::{minimal_spec, require_root};
 use criterion::{BenchmarkId, Criterion};
 
 fn parent_rss(c: &mut Criterion) {
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let tokio = corral_benches::tokio_runtime();
     let rt = corral::Runtime::builder().build().expect("runtime");
     let spec = minimal_spec(&["/bin/true"]);
     let mut group = c.benchmark_group("parent_rss");

@@ -80,11 +80,7 @@ fn main() {
         tracing_subscriber::registry()
             .with(Recorder.with_filter(tracing_subscriber::filter::LevelFilter::DEBUG)),
     );
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let tokio = corral_benches::tokio_runtime();
     let rt = corral::Runtime::builder().build().expect("runtime");
     let tmp = std::env::temp_dir().join(format!("corral-bench-phases-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("temp dir");

@@ -59,11 +59,7 @@ fn startup(c: &mut Criterion) {
     std::fs::create_dir_all(&tmp).expect("temp dir");
     let bundle = make_bundle(&tmp, &["/bin/true"]);
     let roots = tmp.join("roots");
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let tokio = corral_benches::tokio_runtime();
     let rt = corral::Runtime::builder().build().expect("runtime");
     let spec = corral::Spec::from_bundle(&bundle).expect("spec");
 

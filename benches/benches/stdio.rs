@@ -105,11 +105,7 @@ fn bare_splice_loop(path: &Path) -> Duration {
 }
 
 fn stdio(c: &mut Criterion) {
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let tokio = corral_benches::tokio_runtime();
     let dir = std::env::temp_dir().join(format!("corral-bench-stdio-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("bench dir");
     let path = dir.join("out");

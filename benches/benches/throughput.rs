@@ -35,11 +35,7 @@ async fn batch(rt: &corral::Runtime, spec: &corral::Spec, concurrency: usize) ->
 }
 
 fn throughput(c: &mut Criterion) {
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let tokio = corral_benches::tokio_runtime();
     let rt = corral::Runtime::builder().build().expect("runtime");
     let spec = minimal_spec(&["/bin/true"]);
     let mut group = c.benchmark_group("throughput");

@@ -102,3 +102,12 @@ pub fn minimal_spec(args: &[&str]) -> corral::Spec {
         .build()
         .expect("a complete spec")
 }
+
+/// The tokio runtime every bench uses: two workers, as many as cores.
+pub fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("build the bench's tokio runtime")
+}

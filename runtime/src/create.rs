@@ -20,7 +20,7 @@ use crate::pidfd::PidFd;
 use crate::runtime::{CreateOptions, Runtime};
 use crate::state::{StoredState, proc_stat, rfc3339_now};
 use crate::stdio;
-use crate::sys::{self, ChildPlan, InitExec};
+use crate::sys::{self, ChildPlan};
 use crate::{Spec, plan};
 
 /// Creates a container: the parent's half of sync points 1–3.
@@ -370,10 +370,7 @@ fn clone_init(
     // argv[1] names INIT_SOCKET_FD.
     let argv: [*const c_char; 3] = [c"corral-init".as_ptr(), c"3".as_ptr(), std::ptr::null()];
     let envp: [*const c_char; 1] = [std::ptr::null()];
-    let exec = match binary.fd() {
-        Some(fd) => InitExec::Fd(fd),
-        None => InitExec::Path(binary.path().expect("an init binary is a memfd or a path")),
-    };
+    let exec = binary.exec();
     let procs: Vec<std::os::fd::BorrowedFd<'_>> = match cgroup {
         Some(Entry::Procs(fds)) => fds.iter().map(|f| f.as_fd()).collect(),
         _ => Vec::new(),
@@ -388,11 +385,7 @@ fn clone_init(
         clone_flags
     };
     let child = ChildPlan {
-        stdio: [
-            prepared[0].child_fd(),
-            prepared[1].child_fd(),
-            prepared[2].child_fd(),
-        ],
+        stdio: stdio::child_fds(prepared),
         socket: child_end,
         socket_target: INIT_SOCKET_FD,
         init: exec,

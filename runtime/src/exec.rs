@@ -29,7 +29,7 @@ use crate::pidfd::PidFd;
 use crate::runtime::Runtime;
 use crate::state::Status;
 use crate::stdio::{self, ContainerOutput, ContainerStdin, Stdio};
-use crate::sys::{self, ChildPlan, InitExec};
+use crate::sys::{self, ChildPlan};
 use crate::{ExitStatus, cgroup_join};
 
 /// The namespace types a process can join, with their `/proc/<pid>/ns`
@@ -381,17 +381,10 @@ fn clone_exec_init(
     let argv: [*const c_char; 3] = [c"corral-init".as_ptr(), c"3".as_ptr(), std::ptr::null()];
     let envp: [*const c_char; 1] = [std::ptr::null()];
     let plan = ChildPlan {
-        stdio: [
-            prepared[0].child_fd(),
-            prepared[1].child_fd(),
-            prepared[2].child_fd(),
-        ],
+        stdio: stdio::child_fds(prepared),
         socket: child_end.as_fd(),
         socket_target: 3,
-        init: match binary.fd() {
-            Some(fd) => InitExec::Fd(fd),
-            None => InitExec::Path(binary.path().expect("an init binary is a memfd or a path")),
-        },
+        init: binary.exec(),
         argv: &argv,
         envp: &envp,
         kill_on_parent_death: !detached,

@@ -7,7 +7,7 @@
 //! seals forbid every write, and the file lives in no filesystem.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -49,19 +49,11 @@ impl InitBinary {
         Ok(InitBinary::File(c))
     }
 
-    /// The host path, if not sealed.
-    pub(crate) fn path(&self) -> Option<&std::ffi::CStr> {
+    /// How the cloned child execs it.
+    pub(crate) fn exec(&self) -> crate::sys::InitExec<'_> {
         match self {
-            InitBinary::Sealed(_) => None,
-            InitBinary::File(path) => Some(path),
-        }
-    }
-
-    /// The memfd, if sealed.
-    pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
-        match self {
-            InitBinary::Sealed(fd) => Some(fd.as_fd()),
-            InitBinary::File(_) => None,
+            InitBinary::Sealed(fd) => crate::sys::InitExec::Fd(fd.as_fd()),
+            InitBinary::File(path) => crate::sys::InitExec::Path(path),
         }
     }
 }
@@ -107,7 +99,9 @@ mod tests {
     #[test]
     fn sealed_memfd_refuses_writes() {
         let bin = InitBinary::embedded().unwrap();
-        let fd = bin.fd().unwrap();
+        let InitBinary::Sealed(fd) = &bin else {
+            panic!("the embedded init is sealed")
+        };
         assert_eq!(
             rustix::io::pwrite(fd, b"x", 0).unwrap_err(),
             rustix::io::Errno::PERM

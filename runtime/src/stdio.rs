@@ -140,6 +140,15 @@ pub(crate) enum Attached {
     Copy(CopyDone),
 }
 
+/// The child's ends of the three slots, for the clone.
+pub(crate) fn child_fds(prepared: &[Prepared; 3]) -> [Option<BorrowedFd<'_>>; 3] {
+    [
+        prepared[0].child_fd(),
+        prepared[1].child_fd(),
+        prepared[2].child_fd(),
+    ]
+}
+
 impl Prepared {
     pub fn child_fd(&self) -> Option<BorrowedFd<'_>> {
         self.child.as_ref().map(|fd| fd.as_fd())
