@@ -372,7 +372,7 @@ fn clone_init(
     let envp: [*const c_char; 1] = [std::ptr::null()];
     let exec = binary.exec();
     let procs: Vec<std::os::fd::BorrowedFd<'_>> = match cgroup {
-        Some(Entry::Procs(fds)) => fds.iter().map(|f| f.as_fd()).collect(),
+        Some(Entry::Tasks(fds)) => fds.iter().map(|f| f.as_fd()).collect(),
         _ => Vec::new(),
     };
     // With a cgroup of its own, the child joins its cgroup namespace after
@@ -401,7 +401,7 @@ fn clone_init(
             Some(Entry::Dir(fd)) => Some(fd.as_fd()),
             _ => None,
         },
-        cgroup_procs: &procs,
+        cgroup_tasks: &procs,
         unshare_cgroupns,
     };
     sys::spawn_init(clone_flags, &child).map_err(|e| Error::sys("clone3", e))

@@ -394,7 +394,7 @@ fn clone_exec_init(
         new_time: None,
         join_pid: None,
         cgroup: cgroups.clone_into(),
-        cgroup_procs: &[],
+        cgroup_tasks: &[],
         unshare_cgroupns: false,
     };
     sys::spawn_init(0, &plan).map_err(|e| Error::sys("clone3", e))

@@ -81,9 +81,9 @@ pub struct ChildPlan<'a> {
     pub join_pid: Option<BorrowedFd<'a>>,
     /// A cgroup v2 directory to create the child in (`CLONE_INTO_CGROUP`).
     pub cgroup: Option<BorrowedFd<'a>>,
-    /// v1: `cgroup.procs` of each of the container's hierarchies, open for
+    /// v1: `tasks` of each of the container's hierarchies, open for
     /// writing; the child writes `0` (itself) to each before anything else.
-    pub cgroup_procs: &'a [BorrowedFd<'a>],
+    pub cgroup_tasks: &'a [BorrowedFd<'a>],
     /// `unshare(CLONE_NEWCGROUP)` once placed, so that the namespace's root
     /// is the container's cgroup (at `clone3` time it would be ours).
     pub unshare_cgroupns: bool,
@@ -323,7 +323,7 @@ pub(super) fn child_after_clone(plan: &ChildPlan<'_>) -> ! {
         // after clone3: that would race with the child running on into
         // corral-init, and a pipe handshake to close the race costs a
         // round trip for nothing.
-        for fd in plan.cgroup_procs {
+        for fd in plan.cgroup_tasks {
             if libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
                 child_fail();
             }
