@@ -4,9 +4,10 @@
 //! mounted hierarchy (`cgroup_layout`), and the join itself: on cgroup v2
 //! the new process is born in the target's cgroup (`CLONE_INTO_CGROUP`
 //! with an fd of the directory, so there is no window in the wrong one);
-//! on each v1 hierarchy its pid is written to `cgroup.procs` before it runs
-//! anything of the workload's (it waits for the exec request, which is sent
-//! only after this). Hierarchies that are not mounted are left alone.
+//! on each v1 hierarchy the cloned child writes `0` to the `tasks` file
+//! before it execs the init, as a container's first process does (see
+//! `cgroups::tree::Entry::Tasks` for why `tasks`). Hierarchies that are
+//! not mounted are left alone.
 //!
 //! Deliberately self-contained and small: when corral gets a cgroup
 //! manager of its own, exec should ask it instead.
@@ -24,8 +25,8 @@ use crate::error::{Error, Result};
 pub(crate) struct Target {
     /// The v2 cgroup directory, for `CLONE_INTO_CGROUP`.
     v2: Option<OwnedFd>,
-    /// The v1 cgroup directories, one per hierarchy.
-    v1: Vec<PathBuf>,
+    /// The v1 cgroups' `tasks` files, one per hierarchy, open for writing.
+    v1: Vec<OwnedFd>,
 }
 
 impl Target {
@@ -45,7 +46,10 @@ impl Target {
                 .map_err(|e| Error::sys(format!("open cgroup {dir:?}"), e))?;
                 target.v2 = Some(fd);
             } else {
-                target.v1.push(dir);
+                let tasks = dir.join("tasks");
+                let fd = rustix::fs::open(&tasks, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| Error::sys(format!("open {tasks:?}"), e))?;
+                target.v1.push(fd);
             }
         }
         Ok(target)
@@ -56,14 +60,9 @@ impl Target {
         self.v2.as_ref().map(|fd| fd.as_fd())
     }
 
-    /// Moves `pid` into each v1 cgroup.
-    pub fn join_v1(&self, pid: i32) -> Result<()> {
-        for dir in &self.v1 {
-            let procs = dir.join("cgroup.procs");
-            std::fs::write(&procs, pid.to_string())
-                .map_err(|e| Error::sys(format!("write {procs:?}"), e))?;
-        }
-        Ok(())
+    /// The v1 `tasks` files the cloned child writes itself into.
+    pub fn v1_tasks(&self) -> Vec<BorrowedFd<'_>> {
+        self.v1.iter().map(|fd| fd.as_fd()).collect()
     }
 }
 

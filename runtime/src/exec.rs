@@ -312,7 +312,7 @@ async fn spawn(exec: Exec) -> Result<ExecProcess> {
     ];
     let (parent_end, child_end) =
         corral_protocol::socketpair().map_err(|e| protocol_err(&id, e))?;
-    // exec sync 0: a fresh corral-init, in the target's v2 cgroup.
+    // exec sync 0: a fresh corral-init, in the target's cgroups.
     let spawned = clone_exec_init(&runtime, &prepared, &child_end, &cgroups, detached)?;
     drop(child_end);
     let [p0, p1, p2] = prepared;
@@ -321,7 +321,6 @@ async fn spawn(exec: Exec) -> Result<ExecProcess> {
         Some(PidFd::new(spawned.pidfd, spawned.pid).map_err(|e| Error::sys("register pidfd", e))?);
     debug!(pid = spawned.pid.as_raw_nonzero().get(), "cloned exec init");
     let result = async {
-        cgroups.join_v1(spawned.pid.as_raw_nonzero().get())?;
         let socket =
             InitSocket::new(parent_end).map_err(|e| Error::sys("register init socket", e))?;
         handshake(&id, &socket, &target, &spec, &mut guard).await
@@ -380,6 +379,7 @@ fn clone_exec_init(
     // argv[1] names the init socket's fd, as for a container's init.
     let argv: [*const c_char; 3] = [c"corral-init".as_ptr(), c"3".as_ptr(), std::ptr::null()];
     let envp: [*const c_char; 1] = [std::ptr::null()];
+    let tasks = cgroups.v1_tasks();
     let plan = ChildPlan {
         stdio: stdio::child_fds(prepared),
         socket: child_end.as_fd(),
@@ -394,7 +394,7 @@ fn clone_exec_init(
         new_time: None,
         join_pid: None,
         cgroup: cgroups.clone_into(),
-        cgroup_tasks: &[],
+        cgroup_tasks: &tasks,
         unshare_cgroupns: false,
     };
     sys::spawn_init(0, &plan).map_err(|e| Error::sys("clone3", e))
