@@ -18,6 +18,18 @@ fn main() {
     };
     println!("cargo:rerun-if-changed={}", binary.display());
     println!("cargo:rustc-env=CORRAL_INIT_EMBED={}", binary.display());
+    let bytes = std::fs::read(&binary).expect("read the corral-init binary");
+    println!("cargo:rustc-env=CORRAL_INIT_ID={}", content_id(&bytes));
+}
+
+/// A name for this exact init binary (64-bit FNV-1a and the length), so a
+/// file cache of it (`InitBinary::cached`) never serves another build's.
+fn content_id(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}-{}", bytes.len())
 }
 
 fn build_init(out_dir: &Path) -> PathBuf {

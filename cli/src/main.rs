@@ -205,13 +205,27 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Where the CLI keeps its `corral-init` file: next to the state root
+/// (`/run/corral` → `/run/corral.init`), outside it, so the root holds
+/// container directories only. Each process makes one container, so it
+/// execs this file through a read-only mount rather than copying the init
+/// into a memfd every time (see `RuntimeBuilder::init_cache`).
+fn init_cache_dir(root: &std::path::Path) -> std::path::PathBuf {
+    let mut name = root.file_name().unwrap_or_default().to_os_string();
+    name.push(".init");
+    root.with_file_name(name)
+}
+
 async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     if cli.systemd_cgroup {
         anyhow::bail!(
             "--systemd-cgroup: unsupported: corral manages cgroupfs directly and no systemd driver is built in"
         );
     }
-    let rt = corral::Runtime::builder().state_dir(&cli.root).build()?;
+    let rt = corral::Runtime::builder()
+        .state_dir(&cli.root)
+        .init_cache(init_cache_dir(&cli.root))
+        .build()?;
     match cli.command {
         Command::Create(args) => lifecycle::create(&rt, args).await,
         Command::Start { id } => lifecycle::start(&rt, &id).await,

@@ -50,6 +50,44 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
     }
 }
 
+/// `mount_setattr(fd, "", AT_EMPTY_PATH, {attr_set: set})` on the one
+/// mount at `fd` (not recursive; propagation and idmapping untouched).
+pub fn mount_set_attrs(fd: BorrowedFd<'_>, set: u64) -> io::Result<()> {
+    /// The kernel's `struct mount_attr`, first version (linux/mount.h).
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr(2) reads `size` bytes at the attr pointer,
+    // which points at `attr`, a live local with the kernel's first-version
+    // layout (repr(C), four u64); the path is a static empty C string,
+    // valid with AT_EMPTY_PATH; the fd is borrowed for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// An fd owner whose `as_raw_fd` is one open fd for its whole life: what
 /// tokio's `AsyncFd::register` requires of its argument.
 pub trait StableFd: std::os::fd::AsRawFd {}
