@@ -12,6 +12,7 @@
 //! | `isatty`         | JSON array of three bools, for fds 0, 1, 2                  |
 //! | `winsize`        | JSON `[rows, cols]` of the terminal on fd 0 (`TIOCGWINSZ`)  |
 //! | `exit N`         | exits with status N                                         |
+//! | `stamp-exit`     | prints `CLOCK_MONOTONIC` in ns (JSON number), then exits 0 at once |
 //! | `sleep SECS`     | sleeps (fractional seconds allowed), exits 0                |
 //! | `spin SECS`      | busy-loops on the cpu for SECS, exits 0                     |
 //! | `pause`          | sleeps until a signal ends the process                      |
@@ -65,6 +66,7 @@ fn main() {
         "isatty" => emit_json(&isatty()),
         "winsize" => cmd_winsize(),
         "exit" => cmd_exit(rest),
+        "stamp-exit" => cmd_stamp_exit(),
         "sleep" => cmd_sleep(rest),
         "spin" => cmd_spin(rest),
         "pause" => cmd_pause(),
@@ -492,6 +494,42 @@ fn cmd_exit(rest: &[OsString]) -> Res {
     let code = raw.to_str().and_then(|s| s.parse::<i32>().ok());
     let code = code.ok_or_else(|| Fail::usage(format!("{raw:?} is not an exit status")))?;
     std::process::exit(code)
+}
+
+/// For the exit → wake-up bench: the last thing before `exit_group` is
+/// reading the clock and one `write(2)`.
+fn cmd_stamp_exit() -> Res {
+    let now = monotonic_ns().map_err(|e| Fail::io("clock_gettime".into(), e))?;
+    emit_json(&Json::Int(now))?;
+    std::process::exit(0)
+}
+
+/// `clock_gettime(CLOCK_MONOTONIC)` in ns as a raw syscall: std's `Instant`
+/// hides the value, and probe uses no crates.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn monotonic_ns() -> io::Result<i64> {
+    #[cfg(target_arch = "x86_64")]
+    const SYS_CLOCK_GETTIME: usize = 228;
+    #[cfg(target_arch = "aarch64")]
+    const SYS_CLOCK_GETTIME: usize = 113;
+    const CLOCK_MONOTONIC: usize = 1;
+    let mut ts = [0i64; 2];
+    // SAFETY: clock_gettime(2) writes one `struct timespec` (two i64 on
+    // both architectures) at the pointer, which points at `ts`, a live
+    // local of that size and layout.
+    let ret = unsafe {
+        syscall3_raw(SYS_CLOCK_GETTIME, CLOCK_MONOTONIC, ts.as_mut_ptr() as usize, 0)
+    };
+    syscall_result(ret)?;
+    Ok(ts[0] * 1_000_000_000 + ts[1])
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn monotonic_ns() -> io::Result<i64> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "stamp-exit is implemented for x86_64 and aarch64 only",
+    ))
 }
 
 fn cmd_sleep(rest: &[OsString]) -> Res {
