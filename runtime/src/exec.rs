@@ -321,6 +321,7 @@ async fn spawn(exec: Exec) -> Result<ExecProcess> {
         Some(PidFd::new(spawned.pidfd, spawned.pid).map_err(|e| Error::sys("register pidfd", e))?);
     debug!(pid = spawned.pid.as_raw_nonzero().get(), "cloned exec init");
     let result = async {
+        set_initial_affinity(spawned.pid, spec.process.exec_cpu_affinity.as_ref())?;
         cgroups.join_v1(spawned.pid.as_raw_nonzero().get())?;
         let socket =
             InitSocket::new(parent_end).map_err(|e| Error::sys("register init socket", e))?;
@@ -369,6 +370,32 @@ async fn spawn(exec: Exec) -> Result<ExecProcess> {
 
 /// `clone3` with no new namespaces, then exec of `corral-init` (exec
 /// sync 0). Sync, so that the raw argv pointers never cross an await.
+/// `process.execCPUAffinity.initial`: `sched_setaffinity(pid, ..)` on the
+/// new init before it joins the container's v1 cgroups and before it is
+/// told what to run (on v2 it was born in the cgroup by
+/// `CLONE_INTO_CGROUP`, so "before the cgroup transition" is as early as
+/// corral can). The init's child, the process, inherits the mask until the
+/// init sets `final` (Step `cpu_affinity`).
+fn set_initial_affinity(
+    pid: rustix::process::Pid,
+    affinity: Option<&corral_protocol::CpuAffinity>,
+) -> Result<()> {
+    use rustix::thread::{CpuSet, sched_setaffinity};
+    let Some(cpus) = affinity.and_then(|a| a.initial.as_ref()) else {
+        return Ok(());
+    };
+    let mut set = CpuSet::new();
+    for &cpu in cpus.iter().filter(|&&c| (c as usize) < CpuSet::MAX_CPU) {
+        set.set(cpu as usize);
+    }
+    sched_setaffinity(Some(pid), &set).map_err(|e| {
+        Error::invalid(
+            "process.execCPUAffinity.initial",
+            format!("sched_setaffinity: {}", std::io::Error::from(e)),
+        )
+    })
+}
+
 fn clone_exec_init(
     runtime: &Runtime,
     prepared: &[stdio::Prepared; 3],

@@ -13,6 +13,7 @@ pub use clone::{ChildPlan, InitExec, Spawned, spawn_init};
 
 pub mod bpf;
 mod clone;
+pub mod netlink;
 pub mod uring;
 
 /// `ioctl(fd, NS_GET_NSTYPE)`: the `CLONE_NEW*` type of a namespace file
