@@ -38,7 +38,10 @@ fn fail(cpus: &[u32], errno: rustix::io::Errno) -> Error {
     let list = if cpus.is_empty() {
         "all".to_owned()
     } else {
-        cpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+        cpus.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
     };
     Error::CpuAffinity { cpus: list, errno }
 }

@@ -15,8 +15,8 @@ use corral_protocol::{ExecSpec, InitChannel};
 
 use crate::error::Result;
 use crate::{
-    capabilities, close_fds, console, cpu_affinity, cwd, exec, io_priority, join, no_new_privs, oom_score_adj,
-    resolve, rlimits, scheduler, spawn, user,
+    capabilities, close_fds, console, cpu_affinity, cwd, exec, io_priority, join, no_new_privs,
+    oom_score_adj, resolve, rlimits, scheduler, spawn, user,
 };
 
 pub fn run(channel: &InitChannel, spec: &ExecSpec, target: OwnedFd) -> Result<Infallible> {

@@ -11,12 +11,10 @@ use crate::error::{Error, Result};
 
 pub fn set(policy: Option<&MemPolicy>) -> Result<()> {
     let Some(p) = policy else { return Ok(()) };
-    crate::sys::set_memory_policy(p.mode, p.flags, &p.nodes).map_err(|errno| {
-        Error::MemoryPolicy {
-            mode: p.mode,
-            flags: p.flags,
-            nodes: p.nodes.clone(),
-            errno,
-        }
+    crate::sys::set_memory_policy(p.mode, p.flags, &p.nodes).map_err(|errno| Error::MemoryPolicy {
+        mode: p.mode,
+        flags: p.flags,
+        nodes: p.nodes.clone(),
+        errno,
     })
 }

@@ -446,11 +446,11 @@ pub fn set_memory_policy(mode: u32, flags: u32, nodes: &[u32]) -> io::Result<()>
     // The kernel reads `maxnode - 1` bits (a historical off-by-one that
     // libnuma also allows for), so one more than the mask holds.
     let maxnode = if mask.is_empty() { 0 } else { words * BITS + 1 };
+    debug_assert_eq!(std::mem::size_of::<libc::c_ulong>(), 8);
     // SAFETY: set_mempolicy(2) reads at most BITS_TO_LONGS(maxnode - 1)
     // unsigned longs from `ptr`, which is `words` u64s (unsigned long is 64
-    // bits on every target this crate builds for: debug-asserted below) of
+    // bits on every target this crate builds for: debug-asserted above) of
     // the live `mask`, or null with maxnode 0; mode and flags are integers.
-    debug_assert_eq!(std::mem::size_of::<libc::c_ulong>(), 8);
     let ret = unsafe {
         libc::syscall(
             libc::SYS_set_mempolicy,

@@ -84,7 +84,10 @@ async fn bad_memory_policies_are_refused_naming_the_field() {
     let cases = [
         (missing.as_str(), "linux.memoryPolicy.nodes"),
         (r#"{"mode":"MPOL_BIND"}"#, "linux.memoryPolicy.nodes"),
-        (r#"{"mode":"MPOL_DEFAULT","nodes":"0"}"#, "linux.memoryPolicy.nodes"),
+        (
+            r#"{"mode":"MPOL_DEFAULT","nodes":"0"}"#,
+            "linux.memoryPolicy.nodes",
+        ),
         (
             r#"{"mode":"MPOL_BIND","nodes":"0","flags":["MPOL_F_STATIC_NODES","MPOL_F_RELATIVE_NODES"]}"#,
             "linux.memoryPolicy.flags",
@@ -188,7 +191,11 @@ async fn net_devices_move_into_the_container_renamed_and_up() {
     let flags = got["eth7"]
         .as_i64()
         .unwrap_or_else(|| panic!("no eth7 inside: {got}"));
-    assert_eq!(flags & libc::IFF_UP as i64, libc::IFF_UP as i64, "eth7 is down: {got}");
+    assert_eq!(
+        flags & libc::IFF_UP as i64,
+        libc::IFF_UP as i64,
+        "eth7 is down: {got}"
+    );
     assert!(got.get(&veth.name).is_none(), "old name inside: {got}");
     c.delete().await.unwrap();
     // The namespace is gone with its processes: a veth end is destroyed
@@ -228,6 +235,30 @@ async fn a_failed_move_puts_the_devices_already_moved_back() {
     let flags = std::fs::read_to_string(format!("/sys/class/net/{}/flags", veth.name)).unwrap();
     let flags = i64::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap();
     assert_eq!(flags & libc::IFF_UP as i64, 0, "moved back up");
+}
+
+#[tokio::test]
+async fn a_create_failing_in_the_init_puts_the_devices_back() {
+    require_root();
+    let _serial = serial().await;
+    let veth = Veth::new("f");
+    let spec = with_devices(
+        &["/no-such-program"],
+        serde_json::json!({ &veth.name: { "name": "eth7" } }),
+        true,
+    );
+    let before = child_count();
+    let err = runtime()
+        .create(unique_id("netdev-fail"), spec)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.init_error().map(|e| e.step),
+        Some(corral::Step::Resolve),
+        "{err:?}"
+    );
+    assert_eq!(child_count(), before, "a child was left");
+    assert!(on_host(&veth.name), "{} was not moved back", veth.name);
 }
 
 #[tokio::test]

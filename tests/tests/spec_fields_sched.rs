@@ -195,7 +195,14 @@ async fn exec_cpu_affinity_final_is_the_exec_processs_mask_and_absent_final_rese
     require_root();
     let _serial = serial().await;
     let cpus = host_cpus();
-    skip_unless!("a second CPU", if cpus.len() >= 2 { Ok(()) } else { Err("one CPU") });
+    skip_unless!(
+        "a second CPU",
+        if cpus.len() >= 2 {
+            Ok(())
+        } else {
+            Err("one CPU")
+        }
+    );
     let (first, last) = (cpus[0], *cpus.last().unwrap());
     let rt = runtime();
     let mut c = rt
@@ -224,14 +231,25 @@ async fn exec_cpu_affinity_does_not_apply_to_the_first_process() {
     require_root();
     let _serial = serial().await;
     let cpus = host_cpus();
-    skip_unless!("a second CPU", if cpus.len() >= 2 { Ok(()) } else { Err("one CPU") });
+    skip_unless!(
+        "a second CPU",
+        if cpus.len() >= 2 {
+            Ok(())
+        } else {
+            Err("one CPU")
+        }
+    );
     let last = *cpus.last().unwrap();
     let mut spec = probe_spec(&["/probe", "affinity"]);
     process(&mut spec).set_exec_cpu_affinity(Some(affinity(&format!(
         r#"{{"initial":"{last}","final":"{last}"}}"#
     ))));
     let got = probe_json(spec).await;
-    assert_eq!(got, serde_json::json!(cpus), "the spec: not applicable to the init");
+    assert_eq!(
+        got,
+        serde_json::json!(cpus),
+        "the spec: not applicable to the init"
+    );
 }
 
 #[tokio::test]
@@ -239,7 +257,10 @@ async fn exec_cpu_affinity_outside_the_hosts_cpus_is_refused_naming_the_field() 
     require_root();
     let _serial = serial().await;
     let cases = [
-        (r#"{"initial":"0","final":"4096"}"#, "process.execCPUAffinity.final"),
+        (
+            r#"{"initial":"0","final":"4096"}"#,
+            "process.execCPUAffinity.final",
+        ),
         (r#"{"initial":"1-0"}"#, "process.execCPUAffinity.initial"),
     ];
     for (json, field) in cases {
@@ -256,7 +277,10 @@ async fn exec_cpu_affinity_outside_the_hosts_cpus_is_refused_naming_the_field() 
     c.start().await.unwrap();
     let before = child_count();
     let err = c
-        .exec(exec_process(&["/probe", "affinity"], Some(r#"{"final":"4096"}"#)))
+        .exec(exec_process(
+            &["/probe", "affinity"],
+            Some(r#"{"final":"4096"}"#),
+        ))
         .await
         .unwrap_err();
     assert!(

@@ -99,26 +99,40 @@ mod tests {
     #[test]
     fn lists_parse_to_sorted_cpu_numbers() {
         assert_eq!(parse_list("f", "0-1,3", 4, "CPU").unwrap(), vec![0, 1, 3]);
-        assert_eq!(parse_list("f", "3,0,1-1,0", 4, "CPU").unwrap(), vec![0, 1, 3]);
+        assert_eq!(
+            parse_list("f", "3,0,1-1,0", 4, "CPU").unwrap(),
+            vec![0, 1, 3]
+        );
         assert_eq!(parse_list("f", "7", 8, "CPU").unwrap(), vec![7]);
     }
 
     #[test]
     fn bad_lists_are_refused_naming_the_field() {
-        for bad in ["", "1-", "-1", "a", "1,,2", "2-1", "0-4", "4", " 1", "1 ", "0x1", "+1"] {
-            assert_eq!(field_of(parse_list("x.final", bad, 4, "CPU")), "x.final", "{bad:?}");
+        for bad in [
+            "", "1-", "-1", "a", "1,,2", "2-1", "0-4", "4", " 1", "1 ", "0x1", "+1",
+        ] {
+            assert_eq!(
+                field_of(parse_list("x.final", bad, 4, "CPU")),
+                "x.final",
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn exec_affinity_names_initial_and_final() {
-        let a: ExecCPUAffinity =
-            serde_json::from_str(r#"{"initial":"0-1","final":"9"}"#).unwrap();
+        let a: ExecCPUAffinity = serde_json::from_str(r#"{"initial":"0-1","final":"9"}"#).unwrap();
         let e = exec_affinity(Some(&a), || Ok(2)).unwrap_err();
-        assert!(matches!(e, Error::InvalidSpec { ref field, .. } if field == "process.execCPUAffinity.final"), "{e:?}");
+        assert!(
+            matches!(e, Error::InvalidSpec { ref field, .. } if field == "process.execCPUAffinity.final"),
+            "{e:?}"
+        );
         let a: ExecCPUAffinity = serde_json::from_str(r#"{"initial":"5"}"#).unwrap();
         let e = exec_affinity(Some(&a), || Ok(2)).unwrap_err();
-        assert!(matches!(e, Error::InvalidSpec { ref field, .. } if field == "process.execCPUAffinity.initial"), "{e:?}");
+        assert!(
+            matches!(e, Error::InvalidSpec { ref field, .. } if field == "process.execCPUAffinity.initial"),
+            "{e:?}"
+        );
         let a: ExecCPUAffinity = serde_json::from_str(r#"{"initial":"1"}"#).unwrap();
         let got = exec_affinity(Some(&a), || Ok(2)).unwrap().unwrap();
         assert_eq!((got.initial, got.final_cpus), (Some(vec![1]), None));

@@ -11,7 +11,9 @@
 //! result (Step `memory_policy`).
 
 use corral_protocol::MemPolicy;
-use oci_spec::runtime::{LinuxMemoryPolicy, MemoryPolicyFlagType as Flag, MemoryPolicyModeType as Mode};
+use oci_spec::runtime::{
+    LinuxMemoryPolicy, MemoryPolicyFlagType as Flag, MemoryPolicyModeType as Mode,
+};
 
 use crate::error::{Error, Result};
 use crate::plan::cpus;
@@ -42,8 +44,12 @@ pub(crate) fn plan(
         None | Some("") => Vec::new(),
         // Relative node numbers are positions within the cpuset's nodes,
         // not node ids: they need not exist on the host.
-        Some(text) if relative => cpus::parse_list("linux.memoryPolicy.nodes", text, u32::MAX, "node")?,
-        Some(text) => cpus::parse_list("linux.memoryPolicy.nodes", text, node_limit()?, "NUMA node")?,
+        Some(text) if relative => {
+            cpus::parse_list("linux.memoryPolicy.nodes", text, u32::MAX, "node")?
+        }
+        Some(text) => {
+            cpus::parse_list("linux.memoryPolicy.nodes", text, node_limit()?, "NUMA node")?
+        }
     };
     let m = p.mode();
     match m {
@@ -53,7 +59,10 @@ pub(crate) fn plan(
                 format!("{m} takes no nodes"),
             ));
         }
-        Mode::MpolBind | Mode::MpolInterleave | Mode::MpolWeightedInterleave | Mode::MpolPreferredMany
+        Mode::MpolBind
+        | Mode::MpolInterleave
+        | Mode::MpolWeightedInterleave
+        | Mode::MpolPreferredMany
             if nodes.is_empty() =>
         {
             return Err(Error::invalid(
@@ -67,10 +76,13 @@ pub(crate) fn plan(
     if static_or_relative != 0 && (nodes.is_empty() || m == Mode::MpolDefault) {
         return Err(Error::invalid(
             "linux.memoryPolicy.flags",
-            format!("MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES need nodes and a mode other than {m}"),
+            format!(
+                "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES need nodes and a mode other than {m}"
+            ),
         ));
     }
-    if flags & MPOL_F_NUMA_BALANCING != 0 && !matches!(m, Mode::MpolBind | Mode::MpolPreferredMany) {
+    if flags & MPOL_F_NUMA_BALANCING != 0 && !matches!(m, Mode::MpolBind | Mode::MpolPreferredMany)
+    {
         return Err(Error::invalid(
             "linux.memoryPolicy.flags",
             format!("MPOL_F_NUMA_BALANCING goes with MPOL_BIND or MPOL_PREFERRED_MANY, not {m}"),
@@ -114,34 +126,71 @@ mod tests {
 
     #[test]
     fn modes_flags_and_nodes_translate() {
-        let p = plan(Some(&policy(r#"{"mode":"MPOL_BIND","nodes":"0","flags":["MPOL_F_STATIC_NODES"]}"#)), || Ok(1))
-            .unwrap()
-            .unwrap();
-        assert_eq!(p, MemPolicy { mode: 2, flags: 1 << 15, nodes: vec![0] });
-        let p = plan(Some(&policy(r#"{"mode":"MPOL_PREFERRED"}"#)), || panic!("no nodes to check"))
-            .unwrap()
-            .unwrap();
+        let p = plan(
+            Some(&policy(
+                r#"{"mode":"MPOL_BIND","nodes":"0","flags":["MPOL_F_STATIC_NODES"]}"#,
+            )),
+            || Ok(1),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            p,
+            MemPolicy {
+                mode: 2,
+                flags: 1 << 15,
+                nodes: vec![0]
+            }
+        );
+        let p = plan(Some(&policy(r#"{"mode":"MPOL_PREFERRED"}"#)), || {
+            panic!("no nodes to check")
+        })
+        .unwrap()
+        .unwrap();
         assert_eq!((p.mode, p.nodes.len()), (1, 0));
-        let p = plan(Some(&policy(r#"{"mode":"MPOL_INTERLEAVE","nodes":"2-3","flags":["MPOL_F_RELATIVE_NODES"]}"#)), || Ok(1))
-            .unwrap()
-            .unwrap();
+        let p = plan(
+            Some(&policy(
+                r#"{"mode":"MPOL_INTERLEAVE","nodes":"2-3","flags":["MPOL_F_RELATIVE_NODES"]}"#,
+            )),
+            || Ok(1),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(p.nodes, vec![2, 3]);
     }
 
     #[test]
     fn bad_policies_name_their_field() {
         let cases = [
-            (r#"{"mode":"MPOL_DEFAULT","nodes":"0"}"#, "linux.memoryPolicy.nodes"),
-            (r#"{"mode":"MPOL_LOCAL","nodes":"0"}"#, "linux.memoryPolicy.nodes"),
+            (
+                r#"{"mode":"MPOL_DEFAULT","nodes":"0"}"#,
+                "linux.memoryPolicy.nodes",
+            ),
+            (
+                r#"{"mode":"MPOL_LOCAL","nodes":"0"}"#,
+                "linux.memoryPolicy.nodes",
+            ),
             (r#"{"mode":"MPOL_BIND"}"#, "linux.memoryPolicy.nodes"),
-            (r#"{"mode":"MPOL_INTERLEAVE","nodes":""}"#, "linux.memoryPolicy.nodes"),
-            (r#"{"mode":"MPOL_BIND","nodes":"1"}"#, "linux.memoryPolicy.nodes"),
-            (r#"{"mode":"MPOL_BIND","nodes":"0-"}"#, "linux.memoryPolicy.nodes"),
+            (
+                r#"{"mode":"MPOL_INTERLEAVE","nodes":""}"#,
+                "linux.memoryPolicy.nodes",
+            ),
+            (
+                r#"{"mode":"MPOL_BIND","nodes":"1"}"#,
+                "linux.memoryPolicy.nodes",
+            ),
+            (
+                r#"{"mode":"MPOL_BIND","nodes":"0-"}"#,
+                "linux.memoryPolicy.nodes",
+            ),
             (
                 r#"{"mode":"MPOL_BIND","nodes":"0","flags":["MPOL_F_STATIC_NODES","MPOL_F_RELATIVE_NODES"]}"#,
                 "linux.memoryPolicy.flags",
             ),
-            (r#"{"mode":"MPOL_PREFERRED","flags":["MPOL_F_STATIC_NODES"]}"#, "linux.memoryPolicy.flags"),
+            (
+                r#"{"mode":"MPOL_PREFERRED","flags":["MPOL_F_STATIC_NODES"]}"#,
+                "linux.memoryPolicy.flags",
+            ),
             (
                 r#"{"mode":"MPOL_INTERLEAVE","nodes":"0","flags":["MPOL_F_NUMA_BALANCING"]}"#,
                 "linux.memoryPolicy.flags",

@@ -22,8 +22,8 @@ use corral_protocol::{CapSets, InitSpec, ProcessSpec, RawPath, Rlimit, StartVia}
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Process};
 
 pub(crate) use joins::Joins;
-pub(crate) use netdev::NetDevice;
 pub(crate) use mounts::{CgroupContext, bind_container_cgroup};
+pub(crate) use netdev::NetDevice;
 pub(crate) use userns::IdMaps;
 
 use crate::cgroup_layout::Layout;
@@ -179,7 +179,13 @@ fn paths(field: &str, list: &Option<Vec<String>>) -> Result<Vec<RawPath>> {
 /// filesystem is mounted; where one is, corral does not implement it yet.
 fn intel_rdt_refusal() -> Error {
     let mounted = std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|m| m.lines().any(|l| l.split(" - ").nth(1).is_some_and(|t| t.starts_with("resctrl "))))
+        .map(|m| {
+            m.lines().any(|l| {
+                l.split(" - ")
+                    .nth(1)
+                    .is_some_and(|t| t.starts_with("resctrl "))
+            })
+        })
         .unwrap_or(false);
     let reason = if mounted {
         "Intel RDT (resctrl) is mounted on this host, but corral does not apply intelRdt settings yet"
@@ -363,7 +369,10 @@ pub(crate) fn process_spec(p: &Process) -> Result<ProcessSpec> {
         oom_score_adj: p.oom_score_adj(),
         io_priority: io_priority(p)?,
         scheduler: sched::plan(p.scheduler().as_ref())?,
-        exec_cpu_affinity: cpus::exec_affinity(p.exec_cpu_affinity().as_ref(), cpus::possible_cpus)?,
+        exec_cpu_affinity: cpus::exec_affinity(
+            p.exec_cpu_affinity().as_ref(),
+            cpus::possible_cpus,
+        )?,
     })
 }
 

@@ -66,7 +66,10 @@ impl RouteSocket {
         let msg = encode_newlink(self.seq, index, change);
         let sent = rustix::net::send(&self.fd, &msg, SendFlags::empty())?;
         if sent != msg.len() {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "short netlink send"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short netlink send",
+            ));
         }
         self.wait_ack()
     }
@@ -81,7 +84,10 @@ impl RouteSocket {
                 let typ = u16::from_ne_bytes(rest[4..6].try_into().expect("2 bytes"));
                 let seq = u32::from_ne_bytes(rest[8..12].try_into().expect("4 bytes"));
                 if len < NLMSG_HDRLEN || len > rest.len() {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "bad netlink reply"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "bad netlink reply",
+                    ));
                 }
                 if typ == NLMSG_ERROR && seq == self.seq && len >= NLMSG_HDRLEN + 4 {
                     let code = i32::from_ne_bytes(
@@ -166,12 +172,18 @@ mod tests {
         // 16 header + 16 ifinfomsg + attr (4 + "eth1\0" = 9, padded to 12).
         assert_eq!(msg.len(), 44);
         assert_eq!(u32::from_ne_bytes(msg[0..4].try_into().unwrap()), 44);
-        assert_eq!(u16::from_ne_bytes(msg[4..6].try_into().unwrap()), RTM_NEWLINK);
+        assert_eq!(
+            u16::from_ne_bytes(msg[4..6].try_into().unwrap()),
+            RTM_NEWLINK
+        );
         assert_eq!(u32::from_ne_bytes(msg[8..12].try_into().unwrap()), 7);
         assert_eq!(u32::from_ne_bytes(msg[20..24].try_into().unwrap()), 42);
         assert_eq!(u32::from_ne_bytes(msg[24..28].try_into().unwrap()), IFF_UP);
         assert_eq!(u16::from_ne_bytes(msg[32..34].try_into().unwrap()), 9);
-        assert_eq!(u16::from_ne_bytes(msg[34..36].try_into().unwrap()), IFLA_IFNAME);
+        assert_eq!(
+            u16::from_ne_bytes(msg[34..36].try_into().unwrap()),
+            IFLA_IFNAME
+        );
         assert_eq!(&msg[36..41], b"eth1\0");
     }
 }
