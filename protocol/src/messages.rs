@@ -215,6 +215,34 @@ pub struct ProcessSpec {
     /// `sched_setattr(0, attr, 0)` for `process.scheduler`.
     #[serde(default)]
     pub scheduler: Option<SchedAttr>,
+    /// `process.execCPUAffinity`: honoured for a process started by `exec`
+    /// only (the spec: "not applicable to the container's init process").
+    #[serde(default)]
+    pub exec_cpu_affinity: Option<CpuAffinity>,
+}
+
+/// CPU affinities of an exec'd process, as CPU numbers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuAffinity {
+    /// Set by the runtime on the new init before it joins the container's
+    /// cgroups (`sched_setaffinity(pid, ..)`).
+    pub initial: Option<Vec<u32>>,
+    /// Set by the init just before `execve`; `None` means every possible
+    /// CPU, which the kernel narrows to the cgroup's cpuset (the spec: the
+    /// container's default affinity).
+    pub final_cpus: Option<Vec<u32>>,
+}
+
+/// `set_mempolicy(mode | flags, nodemask, maxnode)` for
+/// `linux.memoryPolicy`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemPolicy {
+    /// `MPOL_*` mode number.
+    pub mode: u32,
+    /// `MPOL_F_*` mode flag bits.
+    pub flags: u32,
+    /// NUMA node numbers (empty for `MPOL_DEFAULT`, `MPOL_LOCAL`).
+    pub nodes: Vec<u32>,
 }
 
 /// The fields of `struct sched_attr` (sched_setattr(2)) the OCI
@@ -288,6 +316,10 @@ pub struct InitSpec {
     /// before `execve`; `None` leaves the init's.
     #[serde(default)]
     pub personality: Option<u32>,
+    /// `set_mempolicy(2)` for `linux.memoryPolicy`, just before `execve`
+    /// (the policy survives it).
+    #[serde(default)]
+    pub memory_policy: Option<MemPolicy>,
 }
 
 /// One OCI hook for the init to run itself (`createContainer`,
@@ -400,6 +432,10 @@ pub enum Step {
     IoPriority,
     /// `sched_setattr(2)` for `process.scheduler`.
     Scheduler,
+    /// `set_mempolicy(2)` for `linux.memoryPolicy`.
+    MemoryPolicy,
+    /// `sched_setaffinity(2)` for `process.execCPUAffinity.final`.
+    CpuAffinity,
     /// A step this build does not know (sent by a newer init).
     #[serde(other)]
     Unknown,
@@ -438,6 +474,8 @@ impl Step {
             Step::Personality => "personality",
             Step::IoPriority => "io_priority",
             Step::Scheduler => "scheduler",
+            Step::MemoryPolicy => "memory_policy",
+            Step::CpuAffinity => "cpu_affinity",
             Step::Unknown => "unknown",
         }
     }

@@ -202,6 +202,20 @@ pub enum Error {
         #[source]
         errno: Errno,
     },
+    #[error("set_mempolicy mode {mode} flags {flags:#x} nodes {nodes:?}")]
+    MemoryPolicy {
+        mode: u32,
+        flags: u32,
+        nodes: Vec<u32>,
+        #[source]
+        errno: Errno,
+    },
+    #[error("sched_setaffinity {cpus}")]
+    CpuAffinity {
+        cpus: String,
+        #[source]
+        errno: Errno,
+    },
     #[error("personality {persona:#x}")]
     Personality {
         persona: u32,
@@ -266,6 +280,8 @@ impl Error {
             Error::Personality { .. } => Step::Personality,
             Error::IoPriority { .. } => Step::IoPriority,
             Error::Scheduler { .. } => Step::Scheduler,
+            Error::MemoryPolicy { .. } => Step::MemoryPolicy,
+            Error::CpuAffinity { .. } => Step::CpuAffinity,
         }
     }
 
@@ -308,7 +324,9 @@ impl Error {
             | Error::Hook { errno, .. }
             | Error::Personality { errno, .. }
             | Error::IoPriority { errno, .. }
-            | Error::Scheduler { errno, .. } => *errno,
+            | Error::Scheduler { errno, .. }
+            | Error::MemoryPolicy { errno, .. }
+            | Error::CpuAffinity { errno, .. } => *errno,
         };
         Some(errno.raw_os_error())
     }

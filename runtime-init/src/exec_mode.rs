@@ -15,8 +15,8 @@ use corral_protocol::{ExecSpec, InitChannel};
 
 use crate::error::Result;
 use crate::{
-    capabilities, close_fds, console, cwd, exec, io_priority, join, no_new_privs, oom_score_adj,
-    resolve, rlimits, scheduler, spawn, user,
+    capabilities, close_fds, console, cpu_affinity, cwd, exec, io_priority, join, no_new_privs,
+    oom_score_adj, resolve, rlimits, scheduler, spawn, user,
 };
 
 pub fn run(channel: &InitChannel, spec: &ExecSpec, target: OwnedFd) -> Result<Infallible> {
@@ -42,6 +42,7 @@ pub fn run(channel: &InitChannel, spec: &ExecSpec, target: OwnedFd) -> Result<In
     no_new_privs::set(process.no_new_privileges)?;
     let command = resolve::run(process)?;
     close_fds::run(channel, None)?;
+    cpu_affinity::set_final(process.exec_cpu_affinity.as_ref())?;
     // exec sync 4: success closes the close-on-exec socket (EOF in the
     // parent); failure is reported as Error{step: exec}.
     Err(exec::exec(&command))

@@ -13,6 +13,7 @@ mod capabilities;
 mod channel;
 mod close_fds;
 mod console;
+mod cpu_affinity;
 mod cwd;
 mod dev;
 mod error;
@@ -24,6 +25,7 @@ mod in_root;
 mod io_priority;
 mod join;
 mod masked_paths;
+mod memory_policy;
 mod mounts;
 mod network;
 mod no_new_privs;
@@ -92,6 +94,9 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
     oom_score_adj::set(process.oom_score_adj)?;
     io_priority::set(process.io_priority)?;
     scheduler::set(process.scheduler.as_ref())?;
+    // Before seccomp, which may deny set_mempolicy; the policy then also
+    // applies to the init's last allocations, which is harmless.
+    memory_policy::set(spec.memory_policy.as_ref())?;
     cwd::enter(process.cwd.as_path())?;
     capabilities::drop_bounding(caps)?;
     user::switch(process)?;

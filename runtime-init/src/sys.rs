@@ -427,3 +427,37 @@ pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> io::
     };
     if ret == 0 { Ok(()) } else { Err(last_errno()) }
 }
+
+/// `set_mempolicy(mode | flags, nodemask, maxnode)` (set_mempolicy(2)):
+/// the calling thread's NUMA memory policy, kept across `execve`. `nodes`
+/// are node numbers; an empty list passes a null mask.
+pub fn set_memory_policy(mode: u32, flags: u32, nodes: &[u32]) -> io::Result<()> {
+    const BITS: usize = u64::BITS as usize;
+    let words = nodes.iter().max().map_or(0, |&n| n as usize / BITS + 1);
+    let mut mask = vec![0u64; words];
+    for &n in nodes {
+        mask[n as usize / BITS] |= 1 << (n as usize % BITS);
+    }
+    let ptr = if mask.is_empty() {
+        std::ptr::null()
+    } else {
+        mask.as_ptr()
+    };
+    // The kernel reads `maxnode - 1` bits (a historical off-by-one that
+    // libnuma also allows for), so one more than the mask holds.
+    let maxnode = if mask.is_empty() { 0 } else { words * BITS + 1 };
+    debug_assert_eq!(std::mem::size_of::<libc::c_ulong>(), 8);
+    // SAFETY: set_mempolicy(2) reads at most BITS_TO_LONGS(maxnode - 1)
+    // unsigned longs from `ptr`, which is `words` u64s (unsigned long is 64
+    // bits on every target this crate builds for: debug-asserted above) of
+    // the live `mask`, or null with maxnode 0; mode and flags are integers.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_set_mempolicy,
+            libc::c_long::from((mode | flags) as i32),
+            ptr,
+            maxnode as libc::c_ulong,
+        )
+    };
+    if ret == 0 { Ok(()) } else { Err(last_errno()) }
+}

@@ -56,6 +56,7 @@ pub(crate) async fn create(
         process: None,
         state: state_dir.clone().map(|d| (d, id.clone())),
         cgroup: None,
+        net: None,
     };
     if let Some(prepared) = cgroup {
         match crate::cgroups::make(prepared) {
@@ -115,6 +116,8 @@ pub(crate) async fn create(
         container.stored = Some(stored);
     }
     guard.state = None;
+    // The moved devices now belong to the container (see `netdev`).
+    guard.net = None;
     // sync 3: Created. From here the handle, not the guard, owns the child.
     info!(pid = container.pid(), "created");
     Ok(container)
@@ -128,10 +131,16 @@ struct Abort {
     state: Option<(crate::state::StateDir, String)>,
     /// Removed after the process is gone.
     cgroup: Option<CgroupPaths>,
+    /// `linux.netDevices` moved in: moved back while the child (and so its
+    /// network namespace) still lives.
+    net: Option<crate::netdev::Moved>,
 }
 
 impl Abort {
     async fn abort(&mut self) {
+        if let Some(mut net) = self.net.take() {
+            let _ = tokio::task::spawn_blocking(move || net.move_back_blocking()).await;
+        }
         if let Some(process) = self.process.take() {
             let _ = process.signal(libc::SIGKILL);
             let _ = process.wait().await;
@@ -147,6 +156,10 @@ impl Abort {
 
 impl Drop for Abort {
     fn drop(&mut self) {
+        if let Some(mut net) = self.net.take() {
+            // Cancelled create: a few quick rtnetlink calls, before the kill.
+            net.move_back_blocking();
+        }
         let cgroup = self.cgroup.take();
         match self.process.take() {
             Some(process) => crate::reaper::kill_and_reap(process, cgroup),
@@ -319,6 +332,15 @@ async fn spawn_and_handshake(
         crate::userns::write_id_maps(spawned.pid, maps)?;
         rustix::io::write(&write, &[1]).map_err(|e| Error::sys("release the cloned child", e))?;
     }
+    if !plan.net_devices.is_empty() {
+        // Before the init is sent its spec: the workload finds them in place.
+        let pid = spawned.pid.as_raw_nonzero().get();
+        let devices = plan.net_devices.clone();
+        guard.net =
+            tokio::task::spawn_blocking(move || crate::netdev::move_in_blocking(pid, &devices))
+                .await
+                .map_err(|e| Error::sys("move network devices", std::io::Error::other(e)))??;
+    }
     let socket = InitSocket::new(parent_end).map_err(|e| Error::sys("register init socket", e))?;
     // The hooks' state JSON names the pid, known only now.
     let with_states;
@@ -402,6 +424,7 @@ fn clone_init(
             _ => None,
         },
         cgroup_tasks: &procs,
+        initial_affinity: None,
         unshare_cgroupns,
     };
     sys::spawn_init(clone_flags, &child).map_err(|e| Error::sys("clone3", e))

@@ -313,7 +313,15 @@ async fn spawn(exec: Exec) -> Result<ExecProcess> {
     let (parent_end, child_end) =
         corral_protocol::socketpair().map_err(|e| protocol_err(&id, e))?;
     // exec sync 0: a fresh corral-init, in the target's cgroups.
-    let spawned = clone_exec_init(&runtime, &prepared, &child_end, &cgroups, detached)?;
+    let initial = initial_affinity(spec.process.exec_cpu_affinity.as_ref());
+    let spawned = clone_exec_init(
+        &runtime,
+        &prepared,
+        &child_end,
+        &cgroups,
+        initial.as_ref(),
+        detached,
+    )?;
     drop(child_end);
     let [p0, p1, p2] = prepared;
     let mut guard = Abort::default();
@@ -366,6 +374,19 @@ async fn spawn(exec: Exec) -> Result<ExecProcess> {
     Ok(handle)
 }
 
+/// `process.execCPUAffinity.initial` as the mask the cloned child sets on
+/// itself first of all, before it writes itself into the container's v1
+/// cgroups and before it is told what to run: the spec's "before the
+/// transition to the container's cgroup" (on v2 it is born in the cgroup
+/// by `CLONE_INTO_CGROUP`, so that is as early as corral can). The init's
+/// child, the process, inherits the mask until the init sets `final`
+/// (Step `cpu_affinity`). The CPUs were checked against the host's at
+/// planning.
+fn initial_affinity(affinity: Option<&corral_protocol::CpuAffinity>) -> Option<libc::cpu_set_t> {
+    let cpus = affinity.and_then(|a| a.initial.as_ref())?;
+    Some(sys::cpu_set(cpus.iter().map(|&c| c as usize)))
+}
+
 /// `clone3` with no new namespaces, then exec of `corral-init` (exec
 /// sync 0). Sync, so that the raw argv pointers never cross an await.
 fn clone_exec_init(
@@ -373,6 +394,7 @@ fn clone_exec_init(
     prepared: &[stdio::Prepared; 3],
     child_end: &OwnedFd,
     cgroups: &cgroup_join::Target,
+    initial_affinity: Option<&libc::cpu_set_t>,
     detached: bool,
 ) -> Result<sys::Spawned> {
     let binary = runtime.init_binary()?;
@@ -395,6 +417,7 @@ fn clone_exec_init(
         join_pid: None,
         cgroup: cgroups.clone_into(),
         cgroup_tasks: &tasks,
+        initial_affinity,
         unshare_cgroupns: false,
     };
     sys::spawn_init(0, &plan).map_err(|e| Error::sys("clone3", e))

@@ -255,7 +255,10 @@ mod tests {
         files.sort();
         assert_eq!(
             files,
-            [format!("corral-init-{}", env!("CORRAL_INIT_ID")), "unrelated".into()],
+            [
+                format!("corral-init-{}", env!("CORRAL_INIT_ID")),
+                "unrelated".into()
+            ],
             "one cached init, an older build's removed, other files left"
         );
         let again = InitBinary::cached(&dir).unwrap();

@@ -31,6 +31,7 @@ mod exec;
 mod hooks;
 mod init_binary;
 mod namespaces;
+mod netdev;
 mod pidfd;
 mod plan;
 mod pool;

@@ -30,6 +30,9 @@
 //! | `hook-log FILE [pause \| exit N]` | as an OCI hook: appends one JSON line `{"args","env","stdin","pid","ns"}` to FILE, then pauses or exits N (default 0) |
 //! | `ioprio`         | JSON `{"class","level"}` from `ioprio_get(IOPRIO_WHO_PROCESS, 0)` |
 //! | `sched`          | JSON `{"policy","flags","nice","priority","runtime","deadline","period"}` from `sched_getattr(0)` |
+//! | `affinity`       | JSON array of the CPUs in `sched_getaffinity(0)`              |
+//! | `mempolicy`      | JSON `{"mode","flags","nodes"}` from `get_mempolicy` (mode without the `MPOL_F_*` bits, which go to `flags`) |
+//! | `netdevs`        | JSON object: each interface in `/proc/self/net/dev` → its `/sys/class/net/NAME/flags` as a number (null if unreadable) |
 //! | `stat PATH`      | JSON `{"type","mode","uid","gid","major","minor"}` of PATH (`lstat`); `type` is `c`, `b`, `p`, `d`, `f`, `l` or `s` |
 //!
 //! Exit status: 0 on success, 1 when the operation fails (the error is on
@@ -85,6 +88,9 @@ fn main() {
         "stat" => cmd_stat(rest),
         "ioprio" => cmd_ioprio(),
         "sched" => cmd_sched(),
+        "affinity" => cmd_affinity(),
+        "mempolicy" => cmd_mempolicy(),
+        "netdevs" => cmd_netdevs(),
         other => Err(Fail::usage(format!("unknown command {other:?}"))),
     };
     if let Err(fail) = result {
@@ -1015,6 +1021,142 @@ fn sched_getattr(attr: &mut SchedAttr, size: usize) -> isize {
             in("x1") attr as *mut SchedAttr as usize,
             in("x2") size,
             in("x3") 0usize,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+#[cfg(target_arch = "x86_64")]
+const SYS_SCHED_GETAFFINITY: usize = 204;
+#[cfg(target_arch = "aarch64")]
+const SYS_SCHED_GETAFFINITY: usize = 123;
+#[cfg(target_arch = "x86_64")]
+const SYS_GET_MEMPOLICY: usize = 239;
+#[cfg(target_arch = "aarch64")]
+const SYS_GET_MEMPOLICY: usize = 236;
+
+fn cmd_affinity() -> Res {
+    let mut mask = [0u64; 16]; // 1024 CPUs
+    // SAFETY: sched_getaffinity(2) writes at most `len` bytes at the
+    // pointer, which is `mask`, a live, writable local of exactly that size.
+    let ret = unsafe {
+        syscall3_raw(
+            SYS_SCHED_GETAFFINITY,
+            0,
+            std::mem::size_of_val(&mask),
+            mask.as_mut_ptr() as usize,
+        )
+    };
+    syscall_value(ret).map_err(|e| Fail::io("sched_getaffinity".into(), e))?;
+    emit_json(&Json::Arr(bits(&mask)))
+}
+
+/// The set bits of a kernel bitmap of 64-bit words, as JSON numbers.
+fn bits(words: &[u64]) -> Vec<Json> {
+    let mut out = Vec::new();
+    for (i, w) in words.iter().enumerate() {
+        for b in 0..64 {
+            if w & (1 << b) != 0 {
+                out.push(Json::Int((i * 64 + b) as i64));
+            }
+        }
+    }
+    out
+}
+
+fn cmd_mempolicy() -> Res {
+    const MODE_FLAGS: i32 = (1 << 15) | (1 << 14) | (1 << 13);
+    let mut mode: i32 = 0;
+    let mut nodes = [0u64; 16]; // 1024 nodes
+    let maxnode = nodes.len() * 64;
+    // SAFETY: get_mempolicy(2) with flags 0 and a null addr writes one int
+    // at `mode` and BITS_TO_LONGS(maxnode) unsigned longs (64-bit here) at
+    // `nodes`; both are live, writable locals of those sizes.
+    let ret = unsafe {
+        syscall5_raw(
+            SYS_GET_MEMPOLICY,
+            &mut mode as *mut i32 as usize,
+            nodes.as_mut_ptr() as usize,
+            maxnode,
+            0,
+            0,
+        )
+    };
+    syscall_value(ret).map_err(|e| Fail::io("get_mempolicy".into(), e))?;
+    emit_json(&Json::Obj(vec![
+        ("mode", Json::Int(i64::from(mode & !MODE_FLAGS))),
+        ("flags", Json::Int(i64::from(mode & MODE_FLAGS))),
+        ("nodes", Json::Arr(bits(&nodes))),
+    ]))
+}
+
+fn cmd_netdevs() -> Res {
+    let dev = fs::read_to_string("/proc/self/net/dev")
+        .map_err(|e| Fail::io("read /proc/self/net/dev".into(), e))?;
+    let mut out = Vec::new();
+    // Two header lines, then "  name: counters...".
+    for line in dev.lines().skip(2) {
+        let Some((name, _)) = line.split_once(':') else { continue };
+        let name = name.trim().to_owned();
+        let flags = fs::read_to_string(format!("/sys/class/net/{name}/flags"))
+            .ok()
+            .and_then(|f| i64::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
+            .map_or(Json::Null, Json::Int);
+        out.push((name, flags));
+    }
+    emit_json(&Json::Map(out))
+}
+
+/// A raw syscall with five integer or pointer arguments; returns the raw
+/// result (-errno on failure).
+///
+/// # Safety
+///
+/// As for [`syscall3_raw`].
+#[cfg(target_arch = "x86_64")]
+unsafe fn syscall5_raw(nr: usize, a0: usize, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the x86_64 syscall ABI (syscall(2)) takes the number in rax
+    // and arguments in rdi, rsi, rdx, r10 and r8, returns in rax and
+    // clobbers rcx and r11; all are declared. The caller vouches for
+    // pointer arguments.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a0,
+            in("rsi") a1,
+            in("rdx") a2,
+            in("r10") a3,
+            in("r8") a4,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// As for x86_64.
+///
+/// # Safety
+///
+/// As for [`syscall3_raw`].
+#[cfg(target_arch = "aarch64")]
+unsafe fn syscall5_raw(nr: usize, a0: usize, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the aarch64 ABI takes the number in x8 and arguments in x0-x4
+    // and returns in x0; the caller vouches for pointer arguments.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            in("x8") nr,
+            inlateout("x0") a0 as isize => ret,
+            in("x1") a1,
+            in("x2") a2,
+            in("x3") a3,
+            in("x4") a4,
             options(nostack),
         );
     }

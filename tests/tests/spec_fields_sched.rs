@@ -136,3 +136,159 @@ async fn invalid_scheduler_combinations_are_refused_naming_the_field() {
         assert_refused(spec, field).await;
     }
 }
+
+// ---------------------------------------------------------------------------
+// process.execCPUAffinity
+
+fn affinity(json: &str) -> corral::oci_spec::runtime::ExecCPUAffinity {
+    serde_json::from_str(json).unwrap()
+}
+
+/// An exec'able process running `args`, with `execCPUAffinity` from JSON.
+fn exec_process(args: &[&str], json: Option<&str>) -> corral::oci_spec::runtime::Process {
+    let mut p = corral::oci_spec::runtime::ProcessBuilder::default()
+        .args(args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+        .env(vec!["PATH=/bin".to_string()])
+        .cwd("/")
+        .build()
+        .unwrap();
+    p.set_exec_cpu_affinity(json.map(affinity));
+    p
+}
+
+/// The CPUs this host may run on (`0-1` on the test machine).
+fn host_cpus() -> Vec<i64> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let mut out = Vec::new();
+    for part in list.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        out.extend(a.parse::<i64>().unwrap()..=b.parse::<i64>().unwrap());
+    }
+    out
+}
+
+async fn exec_affinity_of(c: &corral::Container, json: Option<&str>) -> serde_json::Value {
+    use tokio::io::AsyncReadExt;
+    let mut p = c
+        .exec(exec_process(&["/probe", "affinity"], json))
+        .stdout(corral::Stdio::piped())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    p.take_stdout()
+        .unwrap()
+        .read_to_string(&mut out)
+        .await
+        .unwrap();
+    assert!(p.wait().await.unwrap().success(), "{out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+#[tokio::test]
+async fn exec_cpu_affinity_final_is_the_exec_processs_mask_and_absent_final_resets() {
+    require_root();
+    let _serial = serial().await;
+    let cpus = host_cpus();
+    skip_unless!(
+        "a second CPU",
+        if cpus.len() >= 2 {
+            Ok(())
+        } else {
+            Err("one CPU")
+        }
+    );
+    let (first, last) = (cpus[0], *cpus.last().unwrap());
+    let rt = runtime();
+    let mut c = rt
+        .create(unique_id("affinity"), probe_spec(&["/probe", "pause"]))
+        .await
+        .unwrap();
+    c.start().await.unwrap();
+
+    let json = format!(r#"{{"initial":"{first}","final":"{last}"}}"#);
+    let got = exec_affinity_of(&c, Some(&json)).await;
+    assert_eq!(got, serde_json::json!([last]), "final");
+
+    // Without `final` the process gets the container's default (all the
+    // cgroup's CPUs), not the `initial` mask the runtime set first.
+    let json = format!(r#"{{"initial":"{last}"}}"#);
+    let got = exec_affinity_of(&c, Some(&json)).await;
+    assert_eq!(got, serde_json::json!(cpus), "reset after initial");
+
+    c.kill(libc::SIGKILL).unwrap();
+    c.wait().await.unwrap();
+    c.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn exec_cpu_affinity_does_not_apply_to_the_first_process() {
+    require_root();
+    let _serial = serial().await;
+    let cpus = host_cpus();
+    skip_unless!(
+        "a second CPU",
+        if cpus.len() >= 2 {
+            Ok(())
+        } else {
+            Err("one CPU")
+        }
+    );
+    let last = *cpus.last().unwrap();
+    let mut spec = probe_spec(&["/probe", "affinity"]);
+    process(&mut spec).set_exec_cpu_affinity(Some(affinity(&format!(
+        r#"{{"initial":"{last}","final":"{last}"}}"#
+    ))));
+    let got = probe_json(spec).await;
+    assert_eq!(
+        got,
+        serde_json::json!(cpus),
+        "the spec: not applicable to the init"
+    );
+}
+
+#[tokio::test]
+async fn exec_cpu_affinity_outside_the_hosts_cpus_is_refused_naming_the_field() {
+    require_root();
+    let _serial = serial().await;
+    let cases = [
+        (
+            r#"{"initial":"0","final":"4096"}"#,
+            "process.execCPUAffinity.final",
+        ),
+        (r#"{"initial":"1-0"}"#, "process.execCPUAffinity.initial"),
+    ];
+    for (json, field) in cases {
+        let mut spec = probe_spec(&["/probe"]);
+        process(&mut spec).set_exec_cpu_affinity(Some(affinity(json)));
+        assert_refused(spec, field).await;
+    }
+    // And for exec: refused before anything is cloned.
+    let rt = runtime();
+    let mut c = rt
+        .create(unique_id("affinity-bad"), probe_spec(&["/probe", "pause"]))
+        .await
+        .unwrap();
+    c.start().await.unwrap();
+    let before = child_count();
+    let err = c
+        .exec(exec_process(
+            &["/probe", "affinity"],
+            Some(r#"{"final":"4096"}"#),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("process.execCPUAffinity.final"),
+        "{err}"
+    );
+    assert_eq!(child_count(), before, "a child was left");
+    c.kill(libc::SIGKILL).unwrap();
+    c.wait().await.unwrap();
+    c.delete().await.unwrap();
+}

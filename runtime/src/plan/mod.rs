@@ -5,10 +5,13 @@
 //! Every field corral does not implement yet is refused with
 //! [`Error::Unsupported`] naming it; nothing is silently ignored.
 
+pub(crate) mod cpus;
 mod devices;
 mod joins;
+mod mempolicy;
 mod mounts;
 pub(crate) mod names;
+mod netdev;
 mod sched;
 mod seccomp;
 mod userns;
@@ -20,6 +23,7 @@ use oci_spec::runtime::{Linux, LinuxNamespaceType, Process};
 
 pub(crate) use joins::Joins;
 pub(crate) use mounts::{CgroupContext, bind_container_cgroup};
+pub(crate) use netdev::NetDevice;
 pub(crate) use userns::IdMaps;
 
 use crate::cgroup_layout::Layout;
@@ -37,6 +41,9 @@ pub(crate) struct Plan {
     pub id_maps: Option<IdMaps>,
     /// Namespaces joined by path, and a new time namespace.
     pub joins: Joins,
+    /// `linux.netDevices`: host devices the runtime moves into the new
+    /// network namespace before the init runs.
+    pub net_devices: Vec<NetDevice>,
 }
 
 /// Builds the plan for container `id`.
@@ -110,13 +117,16 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         seccomp: seccomp::plan(linux.seccomp().as_ref())?,
         hooks: hooks_plan(oci)?,
         personality: personality(linux)?,
+        memory_policy: mempolicy::plan(linux.memory_policy().as_ref(), cpus::possible_nodes)?,
     };
+    let net_devices = netdev::plan(linux.net_devices().as_ref(), joins.new_network)?;
     let new_userns = joins.clone_flags & libc::CLONE_NEWUSER as u64 != 0;
     Ok(Plan {
         clone_flags: joins.clone_flags,
         init,
         id_maps: userns::plan(linux, new_userns)?,
         joins,
+        net_devices,
     })
 }
 
@@ -164,11 +174,25 @@ fn paths(field: &str, list: &Option<Vec<String>>) -> Result<Vec<RawPath>> {
     Ok(out)
 }
 
-fn later(field: &str, what: &str) -> Result<()> {
-    Err(Error::unsupported(
-        field,
-        format!("{what} are not implemented yet"),
-    ))
+/// Why `linux.intelRdt` is refused, from what the host has: runc refuses
+/// it ("Intel RDT is not supported or enabled") where no resctrl
+/// filesystem is mounted; where one is, corral does not implement it yet.
+fn intel_rdt_refusal() -> Error {
+    let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| {
+            m.lines().any(|l| {
+                l.split(" - ")
+                    .nth(1)
+                    .is_some_and(|t| t.starts_with("resctrl "))
+            })
+        })
+        .unwrap_or(false);
+    let reason = if mounted {
+        "Intel RDT (resctrl) is mounted on this host, but corral does not apply intelRdt settings yet"
+    } else {
+        "Intel RDT is not supported or enabled: no resctrl filesystem is mounted"
+    };
+    Error::unsupported("linux.intelRdt", reason)
 }
 
 /// Refuses every process field whose support comes later, naming it. The
@@ -194,9 +218,6 @@ fn refuse_unsupported_process(p: &Process) -> Result<()> {
             "SELinux labels are not applied by corral (runc refuses them too where SELinux is disabled)",
         ));
     }
-    if p.exec_cpu_affinity().is_some() {
-        return later("process.execCPUAffinity", "CPU affinities");
-    }
     Ok(())
 }
 
@@ -207,13 +228,7 @@ fn refuse_unsupported(oci: &oci_spec::runtime::Spec) -> Result<()> {
         return Ok(());
     };
     if linux.intel_rdt().is_some() {
-        return later("linux.intelRdt", "Intel RDT settings");
-    }
-    if linux.memory_policy().is_some() {
-        return later("linux.memoryPolicy", "memory policies");
-    }
-    if linux.net_devices().is_some() {
-        return later("linux.netDevices", "network device moves");
+        return Err(intel_rdt_refusal());
     }
     if linux
         .mount_label()
@@ -354,6 +369,10 @@ pub(crate) fn process_spec(p: &Process) -> Result<ProcessSpec> {
         oom_score_adj: p.oom_score_adj(),
         io_priority: io_priority(p)?,
         scheduler: sched::plan(p.scheduler().as_ref())?,
+        exec_cpu_affinity: cpus::exec_affinity(
+            p.exec_cpu_affinity().as_ref(),
+            cpus::possible_cpus,
+        )?,
     })
 }
 

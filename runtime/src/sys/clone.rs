@@ -84,6 +84,9 @@ pub struct ChildPlan<'a> {
     /// v1: `tasks` of each of the container's hierarchies, open for
     /// writing; the child writes `0` (itself) to each before anything else.
     pub cgroup_tasks: &'a [BorrowedFd<'a>],
+    /// `sched_setaffinity(0, ..)` before anything else, the cgroup writes
+    /// included (exec's `execCPUAffinity.initial`).
+    pub initial_affinity: Option<&'a libc::cpu_set_t>,
     /// `unshare(CLONE_NEWCGROUP)` once placed, so that the namespace's root
     /// is the container's cgroup (at `clone3` time it would be ours).
     pub unshare_cgroupns: bool,
@@ -323,6 +326,11 @@ pub(super) fn child_after_clone(plan: &ChildPlan<'_>) -> ! {
         // after clone3: that would race with the child running on into
         // corral-init, and a pipe handshake to close the race costs a
         // round trip for nothing.
+        if let Some(set) = plan.initial_affinity {
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {
+                child_fail();
+            }
+        }
         for fd in plan.cgroup_tasks {
             if libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
                 child_fail();

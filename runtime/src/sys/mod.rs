@@ -13,6 +13,7 @@ pub use clone::{ChildPlan, InitExec, Spawned, spawn_init};
 
 pub mod bpf;
 mod clone;
+pub mod netlink;
 pub mod uring;
 
 /// `ioctl(fd, NS_GET_NSTYPE)`: the `CLONE_NEW*` type of a namespace file
@@ -27,6 +28,19 @@ pub fn ns_type(fd: BorrowedFd<'_>) -> io::Result<i32> {
     } else {
         Ok(ret)
     }
+}
+
+/// A `cpu_set_t` holding `cpus` (those beyond its size are left out).
+pub fn cpu_set(cpus: impl IntoIterator<Item = usize>) -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is a plain bit array; all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    for cpu in cpus.into_iter().filter(|&c| c < max) {
+        // SAFETY: CPU_SET writes bit `cpu` of `set`, which is in bounds:
+        // `cpu` is below the set's size in bits (filtered above).
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    set
 }
 
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)` for any signal number,
