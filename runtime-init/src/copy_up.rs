@@ -20,8 +20,8 @@ use std::ffi::CStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{
-    AtFlags, FileType, Gid, Mode, OFlags, Stat, Timespec, Timestamps, Uid, chownat, fchmod,
-    fchown, fstat, futimens, mkdirat, mknodat, openat, readlinkat, statat, symlinkat, utimensat,
+    AtFlags, FileType, Gid, Mode, OFlags, Stat, Timespec, Timestamps, Uid, chownat, fchmod, fchown,
+    fstat, futimens, mkdirat, mknodat, openat, readlinkat, statat, symlinkat, utimensat,
 };
 use rustix::io::{self, Errno};
 use rustix::mount::{
@@ -43,7 +43,10 @@ const MAX_DEPTH: u32 = 256;
 const SB_FLAGS: &[(u64, &str)] = &[
     (rustix::mount::MountFlags::SYNCHRONOUS.bits() as u64, "sync"),
     (rustix::mount::MountFlags::DIRSYNC.bits() as u64, "dirsync"),
-    (rustix::mount::MountFlags::LAZYTIME.bits() as u64, "lazytime"),
+    (
+        rustix::mount::MountFlags::LAZYTIME.bits() as u64,
+        "lazytime",
+    ),
 ];
 
 /// Per-mount `MS_*` flags and their `MOUNT_ATTR_*` equivalents.

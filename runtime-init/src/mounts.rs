@@ -302,7 +302,9 @@ fn run_calls(
                     .map_err(|e| ("mount_setattr", e))?;
             }
             MountCall::MoveDetached => {
-                let fd = detached.take().ok_or(("move detached mount", Errno::BADF))?;
+                let fd = detached
+                    .take()
+                    .ok_or(("move detached mount", Errno::BADF))?;
                 move_mount(
                     fd.as_fd(),
                     c"",

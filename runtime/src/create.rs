@@ -329,7 +329,10 @@ async fn spawn_and_handshake(
         .iter()
         .find(|(_, t)| *t == libc::CLONE_NEWUSER)
         .map(|(fd, _)| *fd);
-    let userns = container_userns.as_ref().map(|fd| fd.as_fd()).or(joined_userns);
+    let userns = container_userns
+        .as_ref()
+        .map(|fd| fd.as_fd())
+        .or(joined_userns);
     // Sync 1a's fds, made while the init starts.
     let detached = crate::idmap::make(&plan.idmapped, userns).await?;
     drop(container_userns);

@@ -65,10 +65,7 @@ pub(crate) async fn make(
                 if !own.iter().any(|(m, _)| *m == maps) {
                     own.push((maps, userns_with(maps, &req.field).await?));
                 }
-                let (_, fd) = own
-                    .iter()
-                    .find(|(m, _)| *m == maps)
-                    .expect("pushed above");
+                let (_, fd) = own.iter().find(|(m, _)| *m == maps).expect("pushed above");
                 fd.as_fd()
             }
         };

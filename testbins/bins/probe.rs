@@ -625,10 +625,20 @@ fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, Js
     use std::os::unix::fs::MetadataExt;
     let list = fs::read_dir(dir).map_err(|e| Fail::io(format!("read_dir {dir:?}"), e))?;
     for entry in list {
-        let path = entry.map_err(|e| Fail::io(format!("read_dir {dir:?}"), e))?.path();
+        let path = entry
+            .map_err(|e| Fail::io(format!("read_dir {dir:?}"), e))?
+            .path();
         let m = fs::symlink_metadata(&path).map_err(|e| Fail::io(format!("lstat {path:?}"), e))?;
         let t = m.file_type();
-        let kind = if t.is_dir() { "d" } else if t.is_symlink() { "l" } else if t.is_file() { "f" } else { "o" };
+        let kind = if t.is_dir() {
+            "d"
+        } else if t.is_symlink() {
+            "l"
+        } else if t.is_file() {
+            "f"
+        } else {
+            "o"
+        };
         let link = match fs::read_link(&path) {
             Ok(target) if t.is_symlink() => Json::str(target.as_os_str().as_bytes()),
             _ => Json::Null,
@@ -637,7 +647,11 @@ fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, Js
             Ok(bytes) if t.is_file() => Json::str(bytes),
             _ => Json::Null,
         };
-        let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
         out.push((
             rel,
             Json::Obj(vec![

@@ -155,7 +155,12 @@ fn userns_spec(args: &[&str]) -> Spec {
     let mut spec = probe_spec(args);
     let linux = spec.oci_mut().linux_mut().as_mut().unwrap();
     let mut list = linux.namespaces().clone().unwrap_or_default();
-    list.push(LinuxNamespaceBuilder::default().typ(Ns::User).build().unwrap());
+    list.push(
+        LinuxNamespaceBuilder::default()
+            .typ(Ns::User)
+            .build()
+            .unwrap(),
+    );
     linux.set_namespaces(Some(list));
     linux.set_uid_mappings(Some(vec![id_map(0, 100_000, 65536)]));
     linux.set_gid_mappings(Some(vec![id_map(0, 100_000, 65536)]));
@@ -175,7 +180,10 @@ async fn tree(spec: Spec) -> serde_json::Value {
 /// `(uid, gid)` of `path` in a `tree` listing.
 fn owner(tree: &serde_json::Value, path: &str) -> (i64, i64) {
     let e = &tree[path];
-    let id = |k: &str| e[k].as_i64().unwrap_or_else(|| panic!("{path} not in {tree}"));
+    let id = |k: &str| {
+        e[k].as_i64()
+            .unwrap_or_else(|| panic!("{path} not in {tree}"))
+    };
     (id("uid"), id("gid"))
 }
 
@@ -231,7 +239,10 @@ async fn idmap_maps_owners_through_the_containers_user_namespace() {
     let made = std::fs::metadata(host.path().join("new")).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert_eq!((made.uid(), made.gid()), (0, 0));
-    assert_eq!(std::fs::read_to_string(host.path().join("new")).unwrap(), "made inside");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("new")).unwrap(),
+        "made inside"
+    );
     assert_no_mounts_under(host.path());
 }
 
@@ -247,7 +258,11 @@ async fn ridmap_reaches_a_submount_that_idmap_leaves_alone() {
     add_bind(&mut spec, "/tmp", host.path(), &["rbind", "idmap"]);
     let top_only = tree(spec).await;
     assert_eq!(owner(&top_only, "low"), (7, 8), "{top_only}");
-    assert_eq!(owner(&top_only, "sub/f"), (OVERFLOW, OVERFLOW), "{top_only}");
+    assert_eq!(
+        owner(&top_only, "sub/f"),
+        (OVERFLOW, OVERFLOW),
+        "{top_only}"
+    );
 
     let mut spec = userns_spec(&["/probe", "tree", "/tmp"]);
     add_bind(&mut spec, "/tmp", host.path(), &["rbind", "ridmap"]);
@@ -301,7 +316,10 @@ async fn bad_idmapped_mounts_are_refused_naming_the_field() {
     }
     // Only bind mounts.
     let mut spec = userns_spec(&["/probe"]);
-    let index = add_mount(&mut spec, mount("tmpfs", "/t", Path::new("tmpfs"), &["ridmap"]));
+    let index = add_mount(
+        &mut spec,
+        mount("tmpfs", "/t", Path::new("tmpfs"), &["ridmap"]),
+    );
     assert_refused(spec, &format!("mounts[{index}].options")).await;
     // Both mappings or neither.
     let mut spec = probe_spec(&["/probe"]);
@@ -333,11 +351,22 @@ fn seeded_rootfs() -> TempDir {
     std::fs::create_dir_all(seed.join("sub")).unwrap();
     std::fs::write(seed.join("a"), "alpha").unwrap();
     let old = rustix::fs::Timestamps {
-        last_access: rustix::fs::Timespec { tv_sec: 1_000_000_000, tv_nsec: 0 },
-        last_modification: rustix::fs::Timespec { tv_sec: 1_000_000_000, tv_nsec: 0 },
+        last_access: rustix::fs::Timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
     };
-    rustix::fs::utimensat(rustix::fs::CWD, &seed.join("a"), &old, rustix::fs::AtFlags::empty())
-        .unwrap();
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        seed.join("a"),
+        &old,
+        rustix::fs::AtFlags::empty(),
+    )
+    .unwrap();
     std::fs::write(seed.join("sub/b"), "beta").unwrap();
     std::os::unix::fs::symlink("a", seed.join("ln")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", seed.join("out")).unwrap();
@@ -355,7 +384,10 @@ fn copyup_spec(tmp: &TempDir, args: &[&str], options: &[&str]) -> Spec {
         .namespaces(&[Ns::Pid, Ns::Mount, Ns::Ipc, Ns::Uts])
         .build()
         .unwrap();
-    add_mount(&mut spec, mount("tmpfs", "/seed", Path::new("tmpfs"), options));
+    add_mount(
+        &mut spec,
+        mount("tmpfs", "/seed", Path::new("tmpfs"), options),
+    );
     spec
 }
 
@@ -366,7 +398,11 @@ async fn tmpcopyup_fills_the_tmpfs_with_what_the_rootfs_had() {
     let tmp = seeded_rootfs();
     let seed = tmp.path().join("rootfs/seed");
 
-    let spec = copyup_spec(&tmp, &["/probe", "tree", "/seed"], &["tmpcopyup", "size=1m"]);
+    let spec = copyup_spec(
+        &tmp,
+        &["/probe", "tree", "/seed"],
+        &["tmpcopyup", "size=1m"],
+    );
     let got = tree(spec).await;
     let field = |p: &str, k: &str| got[p][k].clone();
     assert_eq!(field("a", "text"), "alpha", "{got}");
@@ -382,7 +418,11 @@ async fn tmpcopyup_fills_the_tmpfs_with_what_the_rootfs_had() {
     assert_eq!(got.as_object().unwrap().len(), 6, "{got}");
 
     // Writes go to the tmpfs, never to the rootfs.
-    let spec = copyup_spec(&tmp, &["/probe", "write", "/seed/a", "changed"], &["tmpcopyup"]);
+    let spec = copyup_spec(
+        &tmp,
+        &["/probe", "write", "/seed/a", "changed"],
+        &["tmpcopyup"],
+    );
     output(spec).await;
     let spec = copyup_spec(&tmp, &["/probe", "write", "/seed/new", "x"], &["tmpcopyup"]);
     output(spec).await;

@@ -264,7 +264,14 @@ fn mount_fd_carries_its_op_index_and_exactly_one_fd() {
     let frame = encode_frame(&ToInit::MountFd(MountFd { mount: 7 })).unwrap();
     let err = decode_frame::<ToInit>(&frame, vec![]).unwrap_err();
     assert!(
-        matches!(err, Error::UnexpectedFds { kind: Kind::MountFd, got: 0, .. }),
+        matches!(
+            err,
+            Error::UnexpectedFds {
+                kind: Kind::MountFd,
+                got: 0,
+                ..
+            }
+        ),
         "{err:?}"
     );
     let (r, _w) = pipe();

@@ -90,7 +90,10 @@ pub(crate) fn plan(
             "idmapped mounts are for bind mounts only",
         ));
     }
-    let userns = match (uids.filter(|m| !m.is_empty()), gids.filter(|m| !m.is_empty())) {
+    let userns = match (
+        uids.filter(|m| !m.is_empty()),
+        gids.filter(|m| !m.is_empty()),
+    ) {
         (Some(uids), Some(gids)) => {
             let maps = IdMaps {
                 uid_map: render(&format!("{field}.uidMappings"), uids, false)?,
@@ -169,7 +172,11 @@ mod tests {
         }
     }
 
-    fn mount(options: &[&str], uids: Option<Vec<LinuxIdMapping>>, gids: Option<Vec<LinuxIdMapping>>) -> Mount {
+    fn mount(
+        options: &[&str],
+        uids: Option<Vec<LinuxIdMapping>>,
+        gids: Option<Vec<LinuxIdMapping>>,
+    ) -> Mount {
         let mut m = MountBuilder::default()
             .destination("/dst")
             .typ("bind")
@@ -199,9 +206,15 @@ mod tests {
             maps: Some(&maps),
         };
         let flags = libc::MS_BIND | libc::MS_REC;
-        let req = plan(3, &mount(&["rbind", "ridmap"], None, None), &bind_op(flags), 5, ns)
-            .unwrap()
-            .unwrap();
+        let req = plan(
+            3,
+            &mount(&["rbind", "ridmap"], None, None),
+            &bind_op(flags),
+            5,
+            ns,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             req,
             IdmapRequest {
@@ -213,13 +226,25 @@ mod tests {
                 userns: IdmapUserns::Container,
             }
         );
-        let req = plan(0, &mount(&["idmap"], None, None), &bind_op(libc::MS_BIND), 0, ns)
-            .unwrap()
-            .unwrap();
+        let req = plan(
+            0,
+            &mount(&["idmap"], None, None),
+            &bind_op(libc::MS_BIND),
+            0,
+            ns,
+        )
+        .unwrap()
+        .unwrap();
         assert!(!req.tree && !req.recursive);
         // Own mappings equal to the container's reuse its namespace.
-        let same = mount(&["idmap"], Some(vec![map(0, 100000, 65536)]), Some(vec![map(0, 100000, 65536)]));
-        let req = plan(0, &same, &bind_op(libc::MS_BIND), 0, ns).unwrap().unwrap();
+        let same = mount(
+            &["idmap"],
+            Some(vec![map(0, 100000, 65536)]),
+            Some(vec![map(0, 100000, 65536)]),
+        );
+        let req = plan(0, &same, &bind_op(libc::MS_BIND), 0, ns)
+            .unwrap()
+            .unwrap();
         assert_eq!(req.userns, IdmapUserns::Container);
         assert_eq!(
             plan(0, &mount(&["rbind"], None, None), &bind_op(flags), 0, ns).unwrap(),
@@ -229,8 +254,14 @@ mod tests {
 
     #[test]
     fn own_mappings_alone_mean_idmap_and_need_no_container_userns() {
-        let m = mount(&["bind"], Some(vec![map(0, 2000, 10)]), Some(vec![map(5, 3000, 1)]));
-        let req = plan(1, &m, &bind_op(libc::MS_BIND), 1, NO_USERNS).unwrap().unwrap();
+        let m = mount(
+            &["bind"],
+            Some(vec![map(0, 2000, 10)]),
+            Some(vec![map(5, 3000, 1)]),
+        );
+        let req = plan(1, &m, &bind_op(libc::MS_BIND), 1, NO_USERNS)
+            .unwrap()
+            .unwrap();
         assert!(!req.recursive);
         assert_eq!(
             req.userns,
@@ -246,10 +277,21 @@ mod tests {
         let err = |m: &Mount, op: &MountOp, ns| plan(2, m, op, 0, ns).unwrap_err().to_string();
         let bind = bind_op(libc::MS_BIND);
         let e = err(&mount(&["idmap"], None, None), &bind, NO_USERNS);
-        assert!(e.contains("mounts[2].options") && e.contains("no user namespace"), "{e}");
-        let e = err(&mount(&[], Some(vec![map(0, 1, 1)]), None), &bind, NO_USERNS);
+        assert!(
+            e.contains("mounts[2].options") && e.contains("no user namespace"),
+            "{e}"
+        );
+        let e = err(
+            &mount(&[], Some(vec![map(0, 1, 1)]), None),
+            &bind,
+            NO_USERNS,
+        );
         assert!(e.contains("mounts[2].gidMappings"), "{e}");
-        let e = err(&mount(&[], None, Some(vec![map(0, 1, 1)])), &bind, NO_USERNS);
+        let e = err(
+            &mount(&[], None, Some(vec![map(0, 1, 1)])),
+            &bind,
+            NO_USERNS,
+        );
         assert!(e.contains("mounts[2].uidMappings"), "{e}");
         let e = err(
             &mount(&[], Some(vec![map(0, 1, 0)]), Some(vec![map(0, 1, 1)])),
@@ -264,8 +306,15 @@ mod tests {
             maps: None,
         };
         let e = err(&mount(&["ridmap"], None, None), &tmpfs, ns);
-        assert!(e.contains("mounts[2].options") && e.contains("bind mounts only"), "{e}");
-        let e = err(&mount(&[], Some(vec![map(0, 1, 1)]), Some(vec![map(0, 1, 1)])), &tmpfs, ns);
+        assert!(
+            e.contains("mounts[2].options") && e.contains("bind mounts only"),
+            "{e}"
+        );
+        let e = err(
+            &mount(&[], Some(vec![map(0, 1, 1)]), Some(vec![map(0, 1, 1)])),
+            &tmpfs,
+            ns,
+        );
         assert!(e.contains("mounts[2].uidMappings"), "{e}");
     }
 }

@@ -483,7 +483,10 @@ mod tests {
         }
         // idmap options are no mount data.
         let m = mount("/x", "bind", "/y", &["rbind", "idmap"]);
-        assert_eq!(translate_one(&m, &v1_layout(), false).unwrap()[0].data, None);
+        assert_eq!(
+            translate_one(&m, &v1_layout(), false).unwrap()[0].data,
+            None
+        );
     }
 
     #[test]
