@@ -89,6 +89,18 @@ fn idmapped_tree(req: &IdmapRequest, userns: BorrowedFd<'_>) -> Result<OwnedFd> 
             e,
         )
     })?;
+    // `open_tree` clones a shared host mount into its peer group. Made a
+    // slave here, explicitly rather than relying on what the attach in the
+    // container's namespace does to a peer (on 6.18 it already shows as a
+    // slave there), it behaves as a bind made inside the container after
+    // the root went `rslave`: host mounts still arrive, nothing goes back.
+    // The op's own propagation comes later, in the init.
+    crate::sys::mount_setattr_propagation(tree.as_fd(), libc::MS_SLAVE).map_err(|e| {
+        Error::sys(
+            format!("make {:?} a slave for {}", req.source, req.field),
+            e,
+        )
+    })?;
     match crate::sys::mount_setattr_idmap(tree.as_fd(), req.recursive, userns) {
         Ok(()) => Ok(tree),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(Error::unsupported(

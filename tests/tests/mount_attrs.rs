@@ -273,6 +273,42 @@ async fn ridmap_reaches_a_submount_that_idmap_leaves_alone() {
     assert_no_mounts_under(host.path());
 }
 
+/// The optional fields (7th on, up to `-`) of the mountinfo line for
+/// `point`: `shared:N`, `master:N`...
+fn propagation_fields(mountinfo: &str, point: &str) -> Vec<String> {
+    let line = mountinfo
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == Some(point))
+        .unwrap_or_else(|| panic!("{point} not in {mountinfo}"));
+    line.split(' ')
+        .skip(6)
+        .take_while(|f| *f != "-")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_idmapped_bind_of_a_shared_host_mount_is_a_slave_inside() {
+    require_root();
+    let _serial = serial().await;
+    let host = TempDir::new("idmap-shared");
+    let shared = Submount::new(host.path().join("shared"));
+    rustix::mount::mount_change(&shared.0, MountPropagationFlags::SHARED).unwrap();
+    for options in [&["bind"][..], &["bind", "idmap"]] {
+        let mut spec = userns_spec(&["/probe", "read", "/proc/self/mountinfo"]);
+        add_bind(&mut spec, "/tmp", &shared.0, options);
+        let fields = propagation_fields(&output(spec).await, "/tmp");
+        // Host mounts still arrive; nothing made inside goes back.
+        assert!(
+            fields.iter().any(|f| f.starts_with("master:"))
+                && !fields.iter().any(|f| f.starts_with("shared:")),
+            "{options:?}: {fields:?}"
+        );
+    }
+    drop(shared);
+    assert_no_mounts_under(host.path());
+}
+
 #[tokio::test]
 async fn a_mount_with_its_own_mappings_uses_them_not_the_containers() {
     require_root();

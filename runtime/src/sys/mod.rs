@@ -78,22 +78,39 @@ pub fn mount_setattr_idmap(
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
     };
+    mount_setattr(tree, recursive, &attr)
+}
+
+/// `mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, {propagation})`:
+/// sets the propagation type (`MS_SLAVE`, `MS_PRIVATE`, ...) of `tree` and
+/// every mount below it (mount_setattr(2)).
+pub fn mount_setattr_propagation(tree: BorrowedFd<'_>, propagation: u64) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation,
+        userns_fd: 0,
+    };
+    mount_setattr(tree, true, &attr)
+}
+
+fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> io::Result<()> {
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {
         flags |= libc::AT_RECURSIVE as libc::c_uint;
     }
     // SAFETY: mount_setattr(2) reads `size` bytes at the attr pointer, which
-    // points at `attr`, a live local laid out as the kernel's VER0 `struct
-    // mount_attr` (repr(C), four u64); the path is a static NUL-terminated
-    // empty string, valid with AT_EMPTY_PATH; both fds are borrowed for the
-    // call.
+    // points at `attr`, borrowed for the call and laid out as the kernel's
+    // VER0 `struct mount_attr` (repr(C), four u64); the path is a static
+    // NUL-terminated empty string, valid with AT_EMPTY_PATH; `fd` (and any
+    // `userns_fd` in `attr`, borrowed by the caller) is open for the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
+            fd.as_raw_fd(),
             c"".as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
