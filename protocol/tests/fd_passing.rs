@@ -270,7 +270,12 @@ fn mount_fds_arrive_in_order_and_a_wrong_index_is_unexpected() {
     // The init waits for op 4; the next frame is for op 5.
     let err = init.recv_mount_fd(4).unwrap_err();
     assert!(
-        matches!(err, Error::Unexpected { kind: Kind::MountFd }),
+        matches!(
+            err,
+            Error::Unexpected {
+                kind: Kind::MountFd
+            }
+        ),
         "{err:?}"
     );
     // The refused frame's fd was closed with it.
