@@ -2,14 +2,14 @@
 //! (features.md in the runtime-spec), stating what this build of corral
 //! does. Everything listed here is implemented; fields corral refuses are
 //! left out (AppArmor, SELinux, Intel RDT, systemd cgroups,
-//! seccomp user notification, idmapped and recursive `mount_setattr`
-//! options).
+//! seccomp user notification, recursive `mount_setattr` options).
 
 use serde_json::json;
 
 /// Mount options `corral` turns into mount flags; the vocabulary of
 /// `classify` in runtime/src/plan/mounts.rs (other strings pass to the
-/// filesystem as data). Keep the two in step.
+/// filesystem as data), plus `idmap`, `ridmap` and `tmpcopyup`. Keep the
+/// two in step.
 const MOUNT_OPTIONS: &[&str] = &[
     "async",
     "atime",
@@ -19,6 +19,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "iversion",
     "lazytime",
     "loud",
@@ -37,6 +38,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "rbind",
     "relatime",
     "remount",
+    "ridmap",
     "ro",
     "rprivate",
     "rshared",
@@ -49,6 +51,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "strictatime",
     "suid",
     "sync",
+    "tmpcopyup",
     "unbindable",
 ];
 
@@ -129,7 +132,7 @@ pub fn document() -> serde_json::Value {
                 "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"],
             },
             "netDevices": { "enabled": true },
-            "mountExtensions": { "idmap": { "enabled": false } },
+            "mountExtensions": { "idmap": { "enabled": true } },
         },
         "annotations": {
             "io.github.corral.version": env!("CARGO_PKG_VERSION"),

@@ -12,7 +12,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use crate::error::{Error, Result};
 use crate::frame::{FdCount, Kind, Message, recv, send};
 use crate::messages::{
-    ExecPid, ExecSpec, InitError, InitSpec, LogRecord, ProcessOverride, StartVia, ToInit, ToParent,
+    ExecPid, ExecSpec, InitError, InitSpec, LogRecord, MountFd, ProcessOverride, StartVia, ToInit,
+    ToParent,
 };
 
 /// The first message an init receives: what it is there to do.
@@ -81,9 +82,27 @@ impl InitChannel {
                 })?;
                 Ok(Request::Exec(spec, pidfd))
             }
-            other @ (ToInit::Start | ToInit::StartWith(_) | ToInit::HooksDone) => {
-                Err(Error::Unexpected { kind: other.kind() })
+            other @ (ToInit::Start
+            | ToInit::StartWith(_)
+            | ToInit::HooksDone
+            | ToInit::MountFd(_)) => Err(Error::Unexpected { kind: other.kind() }),
+        }
+    }
+
+    /// Waits for the detached mount of op `mount` (a `MountFd` the parent
+    /// sent after the spec). A `MountFd` for another op, or any other
+    /// message, is [`Error::Unexpected`].
+    pub fn recv_mount_fd(&self, mount: u32) -> Result<OwnedFd> {
+        let (msg, fds) = recv::<ToInit>(self.as_fd())?;
+        match msg {
+            ToInit::MountFd(m) if m.mount == mount => {
+                fds.into_iter().next().ok_or(Error::UnexpectedFds {
+                    kind: Kind::MountFd,
+                    expected: FdCount::One,
+                    got: 0,
+                })
             }
+            other => Err(Error::Unexpected { kind: other.kind() }),
         }
     }
 
@@ -189,6 +208,11 @@ impl ParentEnd {
             &ToInit::Exec(Box::new(spec.clone())),
             &[target],
         )
+    }
+
+    /// Sends the detached mount for op `mount` of the spec's mounts.
+    pub fn send_mount_fd(&self, mount: u32, fd: BorrowedFd<'_>) -> Result<()> {
+        send(self.as_fd(), &ToInit::MountFd(MountFd { mount }), &[fd])
     }
 
     /// Tells the init the parent's hooks ran (answer to `RunHooks`).

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! byte 0     version (VERSION)
-//! byte 1     kind    (Kind: 1-5 to the init, 16-21 to the parent)
+//! byte 1     kind    (Kind: 1-6 to the init, 16-21 to the parent)
 //! bytes 2..4 reserved, must be 0
 //! bytes 4..8 body length, u32 little-endian, at most MAX_BODY
 //! ```
@@ -50,6 +50,8 @@ pub enum Kind {
     Exec = 4,
     /// [`ToInit::HooksDone`].
     HooksDone = 5,
+    /// [`ToInit::MountFd`].
+    MountFd = 6,
     /// [`ToParent::Ready`].
     Ready = 16,
     /// [`ToParent::Error`].
@@ -73,6 +75,7 @@ impl Kind {
             3 => Kind::StartWith,
             4 => Kind::Exec,
             5 => Kind::HooksDone,
+            6 => Kind::MountFd,
             16 => Kind::Ready,
             17 => Kind::Error,
             18 => Kind::Log,
@@ -87,7 +90,7 @@ impl Kind {
     pub fn fds(self) -> FdCount {
         match self {
             Kind::Spec => FdCount::ZeroOrOne,
-            Kind::Console | Kind::Exec | Kind::ExecPid => FdCount::One,
+            Kind::Console | Kind::Exec | Kind::ExecPid | Kind::MountFd => FdCount::One,
             Kind::Start
             | Kind::StartWith
             | Kind::HooksDone
@@ -111,6 +114,7 @@ impl Kind {
             Kind::Exec => "exec",
             Kind::ExecPid => "exec_pid",
             Kind::HooksDone => "hooks_done",
+            Kind::MountFd => "mount_fd",
             Kind::RunHooks => "run_hooks",
         }
     }
@@ -181,13 +185,19 @@ impl Message for ToInit {
             ToInit::StartWith(_) => Kind::StartWith,
             ToInit::Exec(_) => Kind::Exec,
             ToInit::HooksDone => Kind::HooksDone,
+            ToInit::MountFd(_) => Kind::MountFd,
         }
     }
 
     fn has_kind(kind: Kind) -> bool {
         matches!(
             kind,
-            Kind::Spec | Kind::Start | Kind::StartWith | Kind::Exec | Kind::HooksDone
+            Kind::Spec
+                | Kind::Start
+                | Kind::StartWith
+                | Kind::Exec
+                | Kind::HooksDone
+                | Kind::MountFd
         )
     }
 
@@ -197,6 +207,7 @@ impl Message for ToInit {
             ToInit::StartWith(process) => encode_json(Kind::StartWith, &**process, out),
             ToInit::Start | ToInit::HooksDone => Ok(()),
             ToInit::Exec(spec) => encode_json(Kind::Exec, &**spec, out),
+            ToInit::MountFd(fd) => encode_json(Kind::MountFd, fd, out),
         }
     }
 
@@ -207,6 +218,7 @@ impl Message for ToInit {
             Kind::StartWith => Ok(ToInit::StartWith(Box::new(decode_json(kind, body)?))),
             Kind::Exec => Ok(ToInit::Exec(Box::new(decode_json(kind, body)?))),
             Kind::HooksDone => decode_empty(kind, body).map(|()| ToInit::HooksDone),
+            Kind::MountFd => Ok(ToInit::MountFd(decode_json(kind, body)?)),
             other => Err(Error::UnknownKind { kind: other as u8 }),
         }
     }

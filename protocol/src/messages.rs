@@ -112,6 +112,19 @@ pub struct MountOp {
     /// ... options); `None` for none.
     #[serde(default)]
     pub recursive: Option<MountAttr>,
+    /// The mount arrives ready-made as a detached mount fd in a
+    /// [`ToInit::MountFd`] message naming this op's index (an idmapped
+    /// bind the runtime made with `open_tree` and `mount_setattr`): the
+    /// init moves it onto the destination instead of binding `source`
+    /// (kept for messages), then applies the flags, `recursive` and
+    /// `propagation` as for any bind.
+    #[serde(default)]
+    pub detached: bool,
+    /// `tmpcopyup`: the new tmpfs is made detached (`fsopen`/`fsmount`),
+    /// filled with a copy of what the rootfs has at the destination, and
+    /// only then moved onto it.
+    #[serde(default)]
+    pub copy_up: bool,
 }
 
 /// `MOUNT_ATTR_*` bits set and cleared on a mount and every mount below it
@@ -595,6 +608,17 @@ pub enum ToInit {
     /// The parent ran the `prestart` and `createRuntime` hooks; go on. No
     /// fds.
     HooksDone,
+    /// A detached mount for a [`MountOp`] with `detached` set. Exactly 1
+    /// fd, from `open_tree(OPEN_TREE_CLONE)`. Sent right after `Spec`, one
+    /// per such op, in op order.
+    MountFd(MountFd),
+}
+
+/// The body of `mount_fd`: which op of [`InitSpec::mounts`] the fd is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountFd {
+    /// Index into [`InitSpec::mounts`].
+    pub mount: u32,
 }
 
 /// What a [`ToInit::StartWith`] replaces in the spec's process.

@@ -252,3 +252,32 @@ fn oversized_datagram_is_rejected() {
         }
     ));
 }
+
+#[test]
+fn mount_fds_arrive_in_order_and_a_wrong_index_is_unexpected() {
+    let (parent, init) = ends();
+    let (read_end, write_end) = pipe();
+    parent.send_mount_fd(2, write_end.as_fd()).unwrap();
+    parent.send_mount_fd(5, write_end.as_fd()).unwrap();
+    drop(write_end);
+    let fd = init.recv_mount_fd(2).unwrap();
+    assert!(
+        rustix::io::fcntl_getfd(&fd)
+            .unwrap()
+            .contains(FdFlags::CLOEXEC)
+    );
+    drop(fd);
+    // The init waits for op 4; the next frame is for op 5.
+    let err = init.recv_mount_fd(4).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unexpected {
+                kind: Kind::MountFd
+            }
+        ),
+        "{err:?}"
+    );
+    // The refused frame's fd was closed with it.
+    assert!(write_closed(&read_end));
+}

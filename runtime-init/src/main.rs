@@ -13,6 +13,7 @@ mod capabilities;
 mod channel;
 mod close_fds;
 mod console;
+mod copy_up;
 mod cpu_affinity;
 mod cwd;
 mod dev;
@@ -72,7 +73,8 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
     let caps = process.capabilities.as_ref();
 
     let root = rootfs::prepare(&spec)?;
-    mounts::apply(&root, &spec.mounts)?;
+    // Between sync 1 and 2: detached mounts (mount_fd) as their ops come.
+    mounts::apply(channel, &root, &spec.mounts)?;
     dev::create(&root, &spec.devices, &spec.symlinks)?;
     if process.terminal {
         // Between sync 1 and 2: the pty master goes to the parent (Console).

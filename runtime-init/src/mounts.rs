@@ -10,16 +10,20 @@
 //! "keep the flags the kernel locked" rule shared with `readonly_paths`.
 
 use std::ffi::CString;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use corral_protocol::{MountOp, Step};
+use corral_protocol::{InitChannel, MountOp, Step};
 use rustix::fs::{FileType, StatVfsMountFlags};
 use rustix::io::{self, Errno};
-use rustix::mount::{MountFlags, MountPropagationFlags, mount, mount_change, mount_remount};
+use rustix::mount::{
+    MountFlags, MountPropagationFlags, MoveMountFlags, mount, mount_change, mount_remount,
+    move_mount,
+};
 
 use crate::channel;
+use crate::copy_up;
 use crate::error::{Error, Result};
 use crate::in_root;
 use crate::rootfs::Rootfs;
@@ -72,6 +76,11 @@ pub enum MountCall {
     Propagation { flags: u64 },
     /// `mount_setattr(target, "", AT_EMPTY_PATH | AT_RECURSIVE, attr)`.
     SetAttrRecursive { set: u64, clear: u64 },
+    /// `move_mount` of the detached mount the runtime sent onto the target.
+    MoveDetached,
+    /// A detached tmpfs filled with a copy of the target, then moved onto
+    /// it (`tmpcopyup`, see `copy_up`).
+    TmpfsCopyUp { flags: u64, data: Option<String> },
 }
 
 /// What to do instead when the first plan fails with one of `on`.
@@ -94,13 +103,17 @@ pub struct MountPlan {
 pub fn plan_mount(op: &MountOp, source_is_file: bool) -> MountPlan {
     let mut calls = Vec::new();
     let create = if op.flags & MS_BIND != 0 {
-        let source = op.source.as_ref().map(|s| s.0.clone()).unwrap_or_default();
-        calls.push(MountCall::Mount {
-            source,
-            fstype: None,
-            flags: MS_BIND | (op.flags & MS_REC),
-            data: None,
-        });
+        if op.detached {
+            calls.push(MountCall::MoveDetached);
+        } else {
+            let source = op.source.as_ref().map(|s| s.0.clone()).unwrap_or_default();
+            calls.push(MountCall::Mount {
+                source,
+                fstype: None,
+                flags: MS_BIND | (op.flags & MS_REC),
+                data: None,
+            });
+        }
         let per_mount = op.flags & BIND_REMOUNT_FLAGS;
         if per_mount != 0 {
             calls.push(MountCall::RemountBind { flags: per_mount });
@@ -110,6 +123,12 @@ pub fn plan_mount(op: &MountOp, source_is_file: bool) -> MountPlan {
         } else {
             Create::Dir
         }
+    } else if op.copy_up {
+        calls.push(MountCall::TmpfsCopyUp {
+            flags: op.flags,
+            data: op.data.clone(),
+        });
+        Create::Dir
     } else {
         calls.push(MountCall::Mount {
             source: mount_source(op),
@@ -176,6 +195,8 @@ fn plan_fallback(op: &MountOp) -> Option<Fallback> {
         propagation: op.propagation,
         data: None,
         recursive: None,
+        detached: false,
+        copy_up: false,
     };
     Some(Fallback {
         on,
@@ -185,11 +206,26 @@ fn plan_fallback(op: &MountOp) -> Option<Fallback> {
     })
 }
 
-pub fn apply(root: &Rootfs, mounts: &[MountOp]) -> Result<()> {
-    mounts.iter().try_for_each(|op| apply_one(root, op))
+pub fn apply(channel: &InitChannel, root: &Rootfs, mounts: &[MountOp]) -> Result<()> {
+    for (index, op) in mounts.iter().enumerate() {
+        let detached = if op.detached {
+            let index = u32::try_from(index).expect("the runtime indexes mounts with u32");
+            let fd = channel
+                .recv_mount_fd(index)
+                .map_err(|source| Error::Protocol {
+                    op: "receive detached mount",
+                    source,
+                })?;
+            Some(fd)
+        } else {
+            None
+        };
+        apply_one(root, op, detached)?;
+    }
+    Ok(())
 }
 
-fn apply_one(root: &Rootfs, op: &MountOp) -> Result<()> {
+fn apply_one(root: &Rootfs, op: &MountOp, mut detached: Option<OwnedFd>) -> Result<()> {
     let dest = op.destination.as_bytes();
     let what = describe(op);
     let fail = |op: &'static str| {
@@ -202,6 +238,11 @@ fn apply_one(root: &Rootfs, op: &MountOp) -> Result<()> {
         }
     };
     let source_is_file = match (&op.source, op.flags & MS_BIND != 0) {
+        _ if detached.is_some() => {
+            let fd = detached.as_ref().expect("checked by the guard");
+            let st = rustix::fs::fstat(fd).map_err(fail("stat detached mount"))?;
+            FileType::from_raw_mode(st.st_mode) != FileType::Directory
+        }
         (Some(source), true) => {
             let st = rustix::fs::stat(source.as_path()).map_err(fail("stat source"))?;
             FileType::from_raw_mode(st.st_mode) != FileType::Directory
@@ -214,13 +255,14 @@ fn apply_one(root: &Rootfs, op: &MountOp) -> Result<()> {
         Create::File => in_root::create_file(root.fd(), dest),
     };
     drop(created.map_err(fail("create target"))?);
-    let result = run_calls(root, dest, &plan.calls).map_err(|(op, errno)| fail(op)(errno));
+    let result =
+        run_calls(root, dest, &plan.calls, &mut detached).map_err(|(op, errno)| fail(op)(errno));
     match (result, &plan.fallback) {
         (Err(Error::Mount { errno, .. }), Some(fb))
             if fb.on.contains(&errno) && Path::new(fb.source).exists() =>
         {
             channel::warn(Step::Mounts, fb.message, Some(dest));
-            run_calls(root, dest, &fb.plan.calls).map_err(|(op, errno)| fail(op)(errno))
+            run_calls(root, dest, &fb.plan.calls, &mut None).map_err(|(op, errno)| fail(op)(errno))
         }
         (result, _) => result,
     }
@@ -230,6 +272,7 @@ fn run_calls(
     root: &Rootfs,
     dest: &[u8],
     calls: &[MountCall],
+    detached: &mut Option<OwnedFd>,
 ) -> std::result::Result<(), (&'static str, Errno)> {
     for call in calls {
         // Resolve afresh for every call: after a mount, an fd opened before
@@ -255,8 +298,25 @@ fn run_calls(
                     .map_err(|e| ("set propagation of", e))?;
             }
             MountCall::SetAttrRecursive { set, clear } => {
-                sys::mount_setattr_recursive(target_fd.as_fd(), *set, *clear)
+                sys::mount_setattr(target_fd.as_fd(), true, *set, *clear)
                     .map_err(|e| ("mount_setattr", e))?;
+            }
+            MountCall::MoveDetached => {
+                let fd = detached
+                    .take()
+                    .ok_or(("move detached mount", Errno::BADF))?;
+                move_mount(
+                    fd.as_fd(),
+                    c"",
+                    target_fd.as_fd(),
+                    c"",
+                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+                        | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+                )
+                .map_err(|e| ("move_mount", e))?;
+            }
+            MountCall::TmpfsCopyUp { flags, data } => {
+                copy_up::mount_tmpfs(target_fd.as_fd(), *flags, data.as_deref())?;
             }
         }
     }
@@ -362,7 +422,33 @@ mod tests {
             propagation: 0,
             data: None,
             recursive: None,
+            detached: false,
+            copy_up: false,
         }
+    }
+
+    #[test]
+    fn detached_bind_moves_then_remounts_and_copy_up_replaces_the_mount() {
+        let mut idmapped = op(Some("/h"), "/d", None, MS_BIND | MS_REC | MS_RDONLY);
+        idmapped.detached = true;
+        let plan = plan_mount(&idmapped, false);
+        assert_eq!(
+            plan.calls,
+            [
+                MountCall::MoveDetached,
+                MountCall::RemountBind { flags: MS_RDONLY }
+            ]
+        );
+        let mut tmp = op(None, "/t", Some("tmpfs"), MS_NOSUID);
+        tmp.copy_up = true;
+        tmp.data = Some("mode=700".into());
+        assert_eq!(
+            plan_mount(&tmp, false).calls,
+            [MountCall::TmpfsCopyUp {
+                flags: MS_NOSUID,
+                data: Some("mode=700".into())
+            }]
+        );
     }
 
     #[test]

@@ -399,17 +399,21 @@ struct MountAttrVer0 {
     userns_fd: u64,
 }
 
-/// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attr)`: sets and
-/// clears `MOUNT_ATTR_*` bits on the mount at `fd` and every mount below it
-/// (mount_setattr(2)); propagation and idmapping are left alone.
-pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> io::Result<()> {
+/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], attr)`: sets and
+/// clears `MOUNT_ATTR_*` bits on the mount at `fd` (and, `recursive`, every
+/// mount below it) (mount_setattr(2)); propagation and idmapping are left
+/// alone.
+pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, set: u64, clear: u64) -> io::Result<()> {
     let attr = MountAttrVer0 {
         attr_set: set,
         attr_clr: clear,
         propagation: 0,
         userns_fd: 0,
     };
-    let flags = libc::AT_EMPTY_PATH as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
     // SAFETY: mount_setattr(2) reads `size` bytes at the attr pointer, which
     // points at `attr`, a live local laid out as the kernel's VER0 `struct
     // mount_attr` (repr(C), four u64); the path is a NUL-terminated empty

@@ -40,6 +40,17 @@ impl InitSocket {
         }
     }
 
+    /// Sync 1a: the detached mount for op `mount` of the spec's mounts.
+    pub async fn send_mount_fd(&self, mount: u32, fd: BorrowedFd<'_>) -> Result<(), Error> {
+        loop {
+            let mut guard = self.fd.writable().await.map_err(io_error)?;
+            match guard.get_inner().send_mount_fd(mount, fd) {
+                Err(e) if e.is_would_block() => guard.clear_ready(),
+                other => return other,
+            }
+        }
+    }
+
     /// Exec sync 1: what to start, with the target's pidfd.
     pub async fn send_exec(
         &self,

@@ -324,12 +324,18 @@ async fn spawn_and_handshake(
     let process = guard.process.insert(
         PidFd::new(spawned.pidfd, spawned.pid).map_err(|e| Error::sys("register pidfd", e))?,
     );
+    // The container's user namespace, for idmapped mounts that take its
+    // mappings: a joined one's file, or the new one of the waiting child.
+    let mut container_userns = None;
     if let (Some(maps), Some((read, write))) = (id_maps, maps_pipe) {
         // sync 0, user namespace: maps first, then release the child. On
         // error the write end closes, the child reads EOF and exits, and
         // the guard reaps it.
         drop(read);
         crate::userns::write_id_maps(spawned.pid, maps)?;
+        if !plan.idmapped.is_empty() {
+            container_userns = Some(open_userns(spawned.pid)?);
+        }
         rustix::io::write(&write, &[1]).map_err(|e| Error::sys("release the cloned child", e))?;
     }
     if !plan.net_devices.is_empty() {
@@ -341,6 +347,17 @@ async fn spawn_and_handshake(
                 .await
                 .map_err(|e| Error::sys("move network devices", std::io::Error::other(e)))??;
     }
+    let joined_userns = join
+        .iter()
+        .find(|(_, t)| *t == libc::CLONE_NEWUSER)
+        .map(|(fd, _)| *fd);
+    let userns = container_userns
+        .as_ref()
+        .map(|fd| fd.as_fd())
+        .or(joined_userns);
+    // Sync 1a's fds, made while the init starts.
+    let detached = crate::idmap::make(&plan.idmapped, userns).await?;
+    drop(container_userns);
     let socket = InitSocket::new(parent_end).map_err(|e| Error::sys("register init socket", e))?;
     // The hooks' state JSON names the pid, known only now.
     let with_states;
@@ -358,13 +375,24 @@ async fn spawn_and_handshake(
         _ => init,
     };
     let fifo = fifo.as_ref().map(|f| f.as_fd());
-    let console = handshake(id, &socket, process, init, fifo, hooks).await?;
+    let console = handshake(id, &socket, process, init, fifo, &detached, hooks).await?;
     Ok(Made {
         socket,
         start_via,
         stdio,
         console,
     })
+}
+
+/// `/proc/<pid>/ns/user` of the cloned child.
+fn open_userns(pid: rustix::process::Pid) -> Result<OwnedFd> {
+    let path = format!("/proc/{}/ns/user", pid.as_raw_nonzero());
+    rustix::fs::open(
+        path.as_str(),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::sys(format!("open {path:?}"), e))
 }
 
 /// Joined namespaces, a new time namespace and the user namespace
@@ -437,10 +465,19 @@ async fn handshake(
     process: &PidFd,
     init: &corral_protocol::InitSpec,
     fifo: Option<std::os::fd::BorrowedFd<'_>>,
+    detached: &[crate::idmap::Detached],
     hooks: Option<&HookContext>,
 ) -> Result<Option<OwnedFd>> {
-    // sync 1: the spec (+ the FIFO's O_PATH fd in FIFO mode).
-    if let Err(e) = socket.send_spec(init, fifo).await {
+    // sync 1: the spec (+ the FIFO's O_PATH fd in FIFO mode); sync 1a: the
+    // detached mounts, which the init takes as it reaches their ops.
+    let mut sent = socket.send_spec(init, fifo).await;
+    for d in detached {
+        if sent.is_err() {
+            break;
+        }
+        sent = socket.send_mount_fd(d.op, d.fd.as_fd()).await;
+    }
+    if let Err(e) = sent {
         if !peer_gone(&e) {
             return Err(protocol_err(id, e));
         }

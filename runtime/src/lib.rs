@@ -29,6 +29,7 @@ mod create;
 mod error;
 mod exec;
 mod hooks;
+mod idmap;
 mod init_binary;
 mod namespaces;
 mod netdev;

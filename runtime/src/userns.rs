@@ -26,12 +26,22 @@ fn deny_setgroups() -> bool {
 /// Writes the maps of the child `pid` (blocking: three small procfs writes
 /// while the child waits; no await point could help).
 pub(crate) fn write_id_maps(pid: Pid, maps: &IdMaps) -> Result<()> {
+    write_maps(pid, maps, "linux")
+}
+
+/// [`write_id_maps`] for maps that come from the spec's object `owner`
+/// (`linux`, `mounts[3]`), which errors name.
+pub(crate) fn write_maps(pid: Pid, maps: &IdMaps, owner: &str) -> Result<()> {
     let dir = format!("/proc/{}", pid.as_raw_nonzero());
+    let (uids, gids) = (
+        format!("{owner}.uidMappings"),
+        format!("{owner}.gidMappings"),
+    );
     if deny_setgroups() {
-        write_proc(&dir, "setgroups", "deny", "linux.gidMappings")?;
+        write_proc(&dir, "setgroups", "deny", &gids)?;
     }
-    write_proc(&dir, "gid_map", &maps.gid_map, "linux.gidMappings")?;
-    write_proc(&dir, "uid_map", &maps.uid_map, "linux.uidMappings")
+    write_proc(&dir, "gid_map", &maps.gid_map, &gids)?;
+    write_proc(&dir, "uid_map", &maps.uid_map, &uids)
 }
 
 /// One `write(2)`: the kernel takes a map in a single write only.

@@ -34,6 +34,7 @@
 //! | `mempolicy`      | JSON `{"mode","flags","nodes"}` from `get_mempolicy` (mode without the `MPOL_F_*` bits, which go to `flags`) |
 //! | `netdevs`        | JSON object: each interface in `/proc/self/net/dev` → its `/sys/class/net/NAME/flags` as a number (null if unreadable) |
 //! | `stat PATH`      | JSON `{"type","mode","uid","gid","major","minor"}` of PATH (`lstat`); `type` is `c`, `b`, `p`, `d`, `f`, `l` or `s` |
+//! | `tree DIR`       | JSON object: each path below DIR (relative, sorted, symlinks not followed) to `{"type","mode","uid","gid","mtime","link","text"}`; `link` is a symlink's target, `text` a regular file's contents (else null) |
 //!
 //! Exit status: 0 on success, 1 when the operation fails (the error is on
 //! stderr), 2 for an unknown command or bad arguments, 3 when `signal-self`
@@ -86,6 +87,7 @@ fn main() {
         "emit" => cmd_emit(rest),
         "hook-log" => cmd_hook_log(rest),
         "stat" => cmd_stat(rest),
+        "tree" => cmd_tree(rest),
         "ioprio" => cmd_ioprio(),
         "sched" => cmd_sched(),
         "affinity" => cmd_affinity(),
@@ -653,6 +655,64 @@ fn cmd_stat(rest: &[OsString]) -> Res {
         ("major", Json::Int(major as i64)),
         ("minor", Json::Int(minor as i64)),
     ]))
+}
+
+fn cmd_tree(rest: &[OsString]) -> Res {
+    let dir = std::path::PathBuf::from(arg(rest, 0, "tree DIR")?);
+    let mut entries = Vec::new();
+    walk(&dir, &dir, &mut entries)?;
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    emit_json(&Json::Map(entries))
+}
+
+fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, Json)>) -> Res {
+    use std::os::unix::fs::MetadataExt;
+    let list = fs::read_dir(dir).map_err(|e| Fail::io(format!("read_dir {dir:?}"), e))?;
+    for entry in list {
+        let path = entry
+            .map_err(|e| Fail::io(format!("read_dir {dir:?}"), e))?
+            .path();
+        let m = fs::symlink_metadata(&path).map_err(|e| Fail::io(format!("lstat {path:?}"), e))?;
+        let t = m.file_type();
+        let kind = if t.is_dir() {
+            "d"
+        } else if t.is_symlink() {
+            "l"
+        } else if t.is_file() {
+            "f"
+        } else {
+            "o"
+        };
+        let link = match fs::read_link(&path) {
+            Ok(target) if t.is_symlink() => Json::str(target.as_os_str().as_bytes()),
+            _ => Json::Null,
+        };
+        let text = match fs::read(&path) {
+            Ok(bytes) if t.is_file() => Json::str(bytes),
+            _ => Json::Null,
+        };
+        let rel = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
+        out.push((
+            rel,
+            Json::Obj(vec![
+                ("type", Json::str(kind)),
+                ("mode", Json::Int(i64::from(m.mode() & 0o7777))),
+                ("uid", Json::Int(i64::from(m.uid()))),
+                ("gid", Json::Int(i64::from(m.gid()))),
+                ("mtime", Json::Int(m.mtime())),
+                ("link", link),
+                ("text", text),
+            ]),
+        ));
+        if t.is_dir() {
+            walk(root, &path, out)?;
+        }
+    }
+    Ok(())
 }
 
 /// Reports the errno rather than failing: seccomp tests tell EPERM from

@@ -50,6 +50,8 @@ fn sample_spec(start_via: StartVia) -> InitSpec {
             propagation: 0,
             data: None,
             recursive: None,
+            detached: false,
+            copy_up: false,
         }],
         process: ProcessSpec {
             args: vec!["/bin/sh".into(), RawPath(vec![0x80, b'x'])],
@@ -237,7 +239,7 @@ fn unknown_version_is_rejected() {
 
 #[test]
 fn unknown_kind_is_rejected() {
-    for kind in [0, 6, 15, 22, 255] {
+    for kind in [0, 7, 15, 22, 255] {
         let err = decode_frame::<ToParent>(&frame(kind, b""), vec![]).unwrap_err();
         assert!(matches!(err, Error::UnknownKind { kind: k } if k == kind));
         let err = decode_frame::<ToInit>(&frame(kind, b""), vec![]).unwrap_err();
@@ -255,6 +257,27 @@ fn hook_messages_round_trip_bodiless() {
     assert_eq!(msg, ToParent::RunHooks);
     let err = decode_frame::<ToParent>(&frame(21, b"{}"), vec![]).unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+}
+
+#[test]
+fn mount_fd_carries_its_op_index_and_exactly_one_fd() {
+    let frame = encode_frame(&ToInit::MountFd(MountFd { mount: 7 })).unwrap();
+    let err = decode_frame::<ToInit>(&frame, vec![]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::UnexpectedFds {
+                kind: Kind::MountFd,
+                got: 0,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let (r, _w) = pipe();
+    let (msg, fds) = decode_frame::<ToInit>(&frame, vec![r]).unwrap();
+    assert_eq!(msg, ToInit::MountFd(MountFd { mount: 7 }));
+    assert_eq!(fds.len(), 1);
 }
 
 #[test]

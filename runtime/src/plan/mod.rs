@@ -7,6 +7,7 @@
 
 pub(crate) mod cpus;
 mod devices;
+mod idmap;
 mod joins;
 mod mempolicy;
 mod mounts;
@@ -18,9 +19,10 @@ mod userns;
 
 use std::collections::HashSet;
 
-use corral_protocol::{CapSets, InitSpec, ProcessSpec, RawPath, Rlimit, StartVia};
+use corral_protocol::{CapSets, InitSpec, MountOp, ProcessSpec, RawPath, Rlimit, StartVia};
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Process};
 
+pub(crate) use idmap::{IdmapRequest, IdmapUserns};
 pub(crate) use joins::Joins;
 pub(crate) use mounts::{CgroupContext, bind_container_cgroup};
 pub(crate) use netdev::NetDevice;
@@ -44,6 +46,8 @@ pub(crate) struct Plan {
     /// `linux.netDevices`: host devices the runtime moves into the new
     /// network namespace before the init runs.
     pub net_devices: Vec<NetDevice>,
+    /// Idmapped binds the runtime makes and sends to the init, in op order.
+    pub idmapped: Vec<IdmapRequest>,
 }
 
 /// Builds the plan for container `id`.
@@ -82,9 +86,27 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         layout,
         cgroupns: has(LinuxNamespaceType::Cgroup),
     };
+    let new_userns = joins.clone_flags & libc::CLONE_NEWUSER as u64 != 0;
+    let id_maps = userns::plan(linux, new_userns)?;
+    let container_userns = idmap::ContainerUserns {
+        exists: new_userns || joins.joined_user,
+        maps: id_maps.as_ref(),
+    };
     let mut mount_ops = Vec::new();
+    let mut idmapped = Vec::new();
     for (i, m) in oci.mounts().iter().flatten().enumerate() {
-        mount_ops.extend(mounts::translate(i, m, spec.bundle(), &cgroups)?);
+        let ops = mounts::translate(i, m, spec.bundle(), &cgroups)?;
+        if let [op] = ops.as_slice() {
+            if let Some(req) = idmap::plan(i, m, op, mount_ops.len(), container_userns)? {
+                idmapped.push(req);
+                mount_ops.push(MountOp {
+                    detached: true,
+                    ..op.clone()
+                });
+                continue;
+            }
+        }
+        mount_ops.extend(ops);
     }
     let dev_is_bound = mount_ops
         .iter()
@@ -120,13 +142,13 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         memory_policy: mempolicy::plan(linux.memory_policy().as_ref(), cpus::possible_nodes)?,
     };
     let net_devices = netdev::plan(linux.net_devices().as_ref(), joins.new_network)?;
-    let new_userns = joins.clone_flags & libc::CLONE_NEWUSER as u64 != 0;
     Ok(Plan {
         clone_flags: joins.clone_flags,
         init,
-        id_maps: userns::plan(linux, new_userns)?,
+        id_maps,
         joins,
         net_devices,
+        idmapped,
     })
 }
 

@@ -68,10 +68,11 @@ fn classify(option: &str) -> Opt {
     }
 }
 
-/// Options runc knows that corral does not implement yet: idmapped mounts
-/// (they need the container's user namespace fd in `mount_setattr`) and
-/// `tmpcopyup`.
-const NOT_YET: &[&str] = &["idmap", "ridmap", "tmpcopyup"];
+/// Options that are no `mount(2)` flag: idmapped binds (planned in
+/// `plan::idmap`) and `tmpcopyup` (tmpfs only).
+const IDMAP: &str = "idmap";
+const RIDMAP: &str = "ridmap";
+const TMPCOPYUP: &str = "tmpcopyup";
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
@@ -152,12 +153,15 @@ pub(crate) fn translate(
     let mut propagation = 0u64;
     let mut data = Vec::new();
     let mut recursive: Option<MountAttr> = None;
+    let mut copy_up = false;
     for option in mount.options().iter().flatten() {
-        if NOT_YET.contains(&option.as_str()) {
-            return Err(Error::unsupported(
-                format!("{field}.options"),
-                format!("{option:?} is not implemented yet"),
-            ));
+        match option.as_str() {
+            IDMAP | RIDMAP => continue,
+            TMPCOPYUP => {
+                copy_up = true;
+                continue;
+            }
+            _ => {}
         }
         if let Some(bits) = recursive_attr(option) {
             add_recursive(recursive.get_or_insert_default(), bits);
@@ -172,6 +176,12 @@ pub(crate) fn translate(
     }
     let fstype = mount.typ().as_deref().unwrap_or("");
     let is_bind = fstype == "bind" || flags & libc::MS_BIND != 0;
+    if copy_up && (is_bind || fstype != "tmpfs") {
+        return Err(Error::invalid(
+            format!("{field}.options"),
+            "tmpcopyup is for tmpfs mounts only",
+        ));
+    }
     if is_bind {
         flags |= libc::MS_BIND;
         let source = mount.source().as_ref().ok_or_else(|| {
@@ -190,6 +200,8 @@ pub(crate) fn translate(
             propagation,
             data: join_data(&data),
             recursive,
+            detached: false,
+            copy_up: false,
         }]);
     }
     if fstype.is_empty() {
@@ -219,6 +231,8 @@ pub(crate) fn translate(
         propagation,
         data: join_data(&data),
         recursive,
+        detached: false,
+        copy_up,
     }])
 }
 
@@ -254,6 +268,8 @@ impl CgroupContext<'_> {
             propagation: 0,
             data: Some("mode=755".into()),
             recursive: None,
+            detached: false,
+            copy_up: false,
         }];
         for h in self.layout.hierarchies() {
             ops.push(self.hierarchy_op(h, dest.join(&h.name), flags));
@@ -267,6 +283,8 @@ impl CgroupContext<'_> {
                 propagation: 0,
                 data: None,
                 recursive: None,
+                detached: false,
+                copy_up: false,
             });
         }
         ops
@@ -287,6 +305,8 @@ impl CgroupContext<'_> {
                 propagation: 0,
                 data,
                 recursive: None,
+                detached: false,
+                copy_up: false,
             };
         }
         MountOp {
@@ -297,6 +317,8 @@ impl CgroupContext<'_> {
             propagation: 0,
             data: None,
             recursive: None,
+            detached: false,
+            copy_up: false,
         }
     }
 }
@@ -445,12 +467,26 @@ mod tests {
     }
 
     #[test]
-    fn idmapped_mounts_are_refused() {
+    fn tmpcopyup_marks_a_tmpfs_and_is_refused_elsewhere() {
+        let m = mount("/x", "tmpfs", "tmpfs", &["tmpcopyup", "mode=700"]);
+        let op = &translate_one(&m, &v1_layout(), false).unwrap()[0];
+        assert!(op.copy_up);
+        assert_eq!(op.data.as_deref(), Some("mode=700"));
+        for m in [
+            mount("/x", "bind", "/y", &["rbind", "tmpcopyup"]),
+            mount("/x", "proc", "proc", &["tmpcopyup"]),
+        ] {
+            let err = translate_one(&m, &v1_layout(), false)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("mounts[0].options"), "{err}");
+        }
+        // idmap options are no mount data.
         let m = mount("/x", "bind", "/y", &["rbind", "idmap"]);
-        let err = translate_one(&m, &v1_layout(), false)
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("unsupported: mounts[0].options"), "{err}");
+        assert_eq!(
+            translate_one(&m, &v1_layout(), false).unwrap()[0].data,
+            None
+        );
     }
 
     #[test]

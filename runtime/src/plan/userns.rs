@@ -47,12 +47,15 @@ pub(crate) fn plan(linux: &Linux, new_userns: bool) -> Result<Option<IdMaps>> {
         return Ok(None);
     }
     Ok(Some(IdMaps {
-        uid_map: render("linux.uidMappings", uids)?,
-        gid_map: render("linux.gidMappings", gids)?,
+        uid_map: render("linux.uidMappings", uids, true)?,
+        gid_map: render("linux.gidMappings", gids, true)?,
     }))
 }
 
-fn render(field: &str, ranges: &[LinuxIdMapping]) -> Result<String> {
+/// `ranges` in `uid_map` syntax, checked; `field` names them in errors.
+/// `need_root`: id 0 must be mapped (a container's own namespace, where
+/// the init runs as root; not the namespace of an idmapped mount).
+pub(crate) fn render(field: &str, ranges: &[LinuxIdMapping], need_root: bool) -> Result<String> {
     if ranges.is_empty() {
         return Err(Error::invalid(
             field,
@@ -68,7 +71,7 @@ fn render(field: &str, ranges: &[LinuxIdMapping]) -> Result<String> {
             ),
         ));
     }
-    if !ranges.iter().any(|m| m.container_id() == 0) {
+    if need_root && !ranges.iter().any(|m| m.container_id() == 0) {
         return Err(Error::invalid(
             field,
             "id 0 must be mapped: the init runs as root in the namespace",

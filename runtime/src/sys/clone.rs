@@ -483,3 +483,59 @@ unsafe fn child_fail() -> ! {
         libc::_exit(errno.clamp(1, 255))
     }
 }
+
+/// `clone3(CLONE_NEWUSER | CLONE_PIDFD)` of a process that only holds its
+/// new user namespace: it sets `PR_SET_PDEATHSIG(SIGKILL)`, exits at once
+/// if this process is already gone, and otherwise sleeps in `pause` until
+/// it is killed. The caller writes its maps, opens `/proc/<pid>/ns/user`,
+/// then kills and reaps it through the pidfd (see `crate::idmap`).
+pub fn spawn_userns_holder() -> io::Result<Spawned> {
+    let parent = rustix::process::getpid().as_raw_nonzero().get();
+    let mut pidfd: RawFd = -1;
+    let args = CloneArgs {
+        flags: (libc::CLONE_NEWUSER | libc::CLONE_PIDFD) as u64,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3(2) with a valid, fully initialised `clone_args` of the
+    // size we pass and `pidfd` pointing at a live local. No CLONE_VM and no
+    // stack: the child runs on a private copy of this thread's stack, like
+    // fork(2), and calls only `hold_userns`, which never returns and makes
+    // only async-signal-safe syscalls (prctl, getppid, pause, _exit) on
+    // plain integers.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => hold_userns(parent),
+        pid => {
+            debug_assert!(pidfd >= 0, "CLONE_PIDFD returns a pidfd");
+            // SAFETY: the kernel stored a new fd in `pidfd` (CLONE_PIDFD,
+            // clone(2)); nothing else owns it.
+            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+            let pid = Pid::from_raw(pid as i32).expect("clone3 returns a positive pid");
+            Ok(Spawned { pid, pidfd })
+        }
+    }
+}
+
+/// The holder child of [`spawn_userns_holder`]. Never returns.
+fn hold_userns(parent: i32) -> ! {
+    // SAFETY: prctl(2), getppid(2), pause(2) and _exit(2) are
+    // async-signal-safe raw syscalls on plain integers (signal-safety(7));
+    // nothing here allocates or takes a lock.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 || libc::getppid() != parent {
+            libc::_exit(1);
+        }
+        loop {
+            libc::pause();
+        }
+    }
+}

@@ -9,7 +9,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
-pub use clone::{ChildPlan, InitExec, Spawned, spawn_init};
+pub use clone::{ChildPlan, InitExec, Spawned, spawn_init, spawn_userns_holder};
 
 pub mod bpf;
 mod clone;
@@ -64,34 +64,79 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
     }
 }
 
+/// `struct mount_attr` (`MOUNT_ATTR_SIZE_VER0`, 32 bytes).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `MOUNT_ATTR_IDMAP` (`<linux/mount.h>`).
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// `mount_setattr(tree, "", AT_EMPTY_PATH [| AT_RECURSIVE], {attr_set:
+/// MOUNT_ATTR_IDMAP, userns_fd})`: idmaps the detached mount `tree` (and,
+/// `recursive`, every mount below it) with the mappings of the user
+/// namespace `userns` (mount_setattr(2)). EINVAL when a filesystem of the
+/// tree does not support idmapped mounts or the tree is attached.
+pub fn mount_setattr_idmap(
+    tree: BorrowedFd<'_>,
+    recursive: bool,
+    userns: BorrowedFd<'_>,
+) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    mount_setattr(tree, recursive, &attr)
+}
+
 /// `mount_setattr(fd, "", AT_EMPTY_PATH, {attr_set: set})` on the one
 /// mount at `fd` (not recursive; propagation and idmapping untouched).
 pub fn mount_set_attrs(fd: BorrowedFd<'_>, set: u64) -> io::Result<()> {
-    /// The kernel's `struct mount_attr`, first version (linux/mount.h).
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
     let attr = MountAttr {
         attr_set: set,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
     };
-    // SAFETY: mount_setattr(2) reads `size` bytes at the attr pointer,
-    // which points at `attr`, a live local with the kernel's first-version
-    // layout (repr(C), four u64); the path is a static empty C string,
-    // valid with AT_EMPTY_PATH; the fd is borrowed for the call.
+    mount_setattr(fd, false, &attr)
+}
+
+/// `mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, {propagation})`:
+/// sets the propagation type (`MS_SLAVE`, `MS_PRIVATE`, ...) of `tree` and
+/// every mount below it (mount_setattr(2)).
+pub fn mount_setattr_propagation(tree: BorrowedFd<'_>, propagation: u64) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation,
+        userns_fd: 0,
+    };
+    mount_setattr(tree, true, &attr)
+}
+
+fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> io::Result<()> {
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: mount_setattr(2) reads `size` bytes at the attr pointer, which
+    // points at `attr`, borrowed for the call and laid out as the kernel's
+    // VER0 `struct mount_attr` (repr(C), four u64); the path is a static
+    // NUL-terminated empty string, valid with AT_EMPTY_PATH; `fd` (and any
+    // `userns_fd` in `attr`, borrowed by the caller) is open for the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint,
-            &attr as *const MountAttr,
+            flags,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
