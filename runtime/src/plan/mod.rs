@@ -10,7 +10,7 @@ mod joins;
 mod mounts;
 pub(crate) mod names;
 mod sched;
-mod seccomp;
+pub(crate) mod seccomp;
 mod userns;
 
 use std::collections::HashSet;
@@ -37,6 +37,8 @@ pub(crate) struct Plan {
     pub id_maps: Option<IdMaps>,
     /// Namespaces joined by path, and a new time namespace.
     pub joins: Joins,
+    /// Where the seccomp user-notification fd goes, with NOTIFY rules.
+    pub seccomp_listener: Option<seccomp::Listener>,
 }
 
 /// Builds the plan for container `id`.
@@ -90,6 +92,7 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
             Error::invalid("linux.rootfsPropagation", format!("unknown value {p:?}"))
         })?,
     };
+    let (seccomp, seccomp_listener) = seccomp::plan(linux.seccomp().as_ref())?;
     let init = InitSpec {
         container_id: id.to_owned(),
         rootfs: RawPath::from(rootfs),
@@ -107,7 +110,7 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         sysctls: sysctls(linux, &namespaces)?,
         process: process_spec(process)?,
         start_via,
-        seccomp: seccomp::plan(linux.seccomp().as_ref())?,
+        seccomp,
         hooks: hooks_plan(oci)?,
         personality: personality(linux)?,
     };
@@ -117,6 +120,7 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         init,
         id_maps: userns::plan(linux, new_userns)?,
         joins,
+        seccomp_listener,
     })
 }
 
