@@ -443,6 +443,7 @@ pub(crate) fn message_kind(msg: &ToParent) -> corral_protocol::Kind {
         ToParent::Error(_) => corral_protocol::Kind::Error,
         ToParent::Log(_) => corral_protocol::Kind::Log,
         ToParent::Console => corral_protocol::Kind::Console,
+        ToParent::SeccompListener => corral_protocol::Kind::SeccompListener,
         ToParent::RunHooks => corral_protocol::Kind::RunHooks,
     }
 }

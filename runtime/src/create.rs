@@ -73,7 +73,9 @@ pub(crate) async fn create(
         plan::bind_container_cgroup(&mut plan.init.mounts, runtime.layout(), paths);
     }
     let made =
-        match spawn_and_handshake(&runtime, &id, &plan, opts, &mut guard, hooks.as_deref()).await {
+        match spawn_and_handshake(&runtime, &id, &spec, &plan, opts, &mut guard, hooks.as_deref())
+            .await
+        {
             Ok(made) => made,
             Err(e) => {
                 let pid = guard
@@ -246,6 +248,7 @@ impl Made {
 async fn spawn_and_handshake(
     runtime: &Runtime,
     id: &str,
+    spec: &Spec,
     plan: &plan::Plan,
     opts: CreateOptions,
     guard: &mut Abort,
@@ -336,7 +339,11 @@ async fn spawn_and_handshake(
         _ => init,
     };
     let fifo = fifo.as_ref().map(|f| f.as_fd());
-    let console = handshake(id, &socket, process, init, fifo, hooks).await?;
+    let listener = plan
+        .seccomp_listener
+        .as_ref()
+        .map(|l| (l, ListenerState::of(spec)));
+    let console = handshake(id, &socket, process, init, fifo, hooks, listener).await?;
     Ok(Made {
         socket,
         start_via,
@@ -407,7 +414,29 @@ fn clone_init(
     sys::spawn_init(clone_flags, &child).map_err(|e| Error::sys("clone3", e))
 }
 
-/// Sync 1–3: send the spec, relay logs and the console, until `Ready`.
+/// The bundle and annotations for the seccomp agent's state JSON.
+struct ListenerState {
+    bundle: std::path::PathBuf,
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl ListenerState {
+    fn of(spec: &Spec) -> Self {
+        ListenerState {
+            bundle: spec.bundle().to_path_buf(),
+            annotations: spec
+                .oci()
+                .annotations()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
+/// Sync 1–3: send the spec, relay logs, the console and the seccomp
+/// listener fd, until `Ready`.
 async fn handshake(
     id: &str,
     socket: &InitSocket,
@@ -415,6 +444,7 @@ async fn handshake(
     init: &corral_protocol::InitSpec,
     fifo: Option<std::os::fd::BorrowedFd<'_>>,
     hooks: Option<&HookContext>,
+    listener: Option<(&plan::seccomp::Listener, ListenerState)>,
 ) -> Result<Option<OwnedFd>> {
     // sync 1: the spec (+ the FIFO's O_PATH fd in FIFO mode).
     if let Err(e) = socket.send_spec(init, fifo).await {
@@ -430,6 +460,19 @@ async fn handshake(
             Ok((ToParent::Log(record), _)) => emit(&record),
             // Between sync 1 and 2: the pty master, when process.terminal.
             Ok((ToParent::Console, fd)) => console = fd,
+            // sync 1c: the seccomp filter is loaded; its notification fd
+            // goes to the agent before the init can wait on it.
+            Ok((ToParent::SeccompListener, Some(fd))) if listener.is_some() => {
+                let (l, s) = listener.as_ref().expect("checked by the guard");
+                let state = crate::seccomp_notify::ProcessState {
+                    id,
+                    pid: process.pid().as_raw_nonzero().get(),
+                    bundle: &s.bundle,
+                    annotations: &s.annotations,
+                };
+                crate::seccomp_notify::deliver(l, fd, &state).await?;
+                debug!(path = ?l.path, "seccomp listener fd delivered");
+            }
             // sync 1b: mounts done, before pivot_root: prestart and
             // createRuntime, in the runtime namespace.
             Ok((ToParent::RunHooks, _)) if hooks.is_some() => {
@@ -441,7 +484,10 @@ async fn handshake(
                     .await
                     .map_err(|e| protocol_err(id, e))?;
             }
-            Ok((other @ (ToParent::ExecPid(_) | ToParent::RunHooks), _)) => {
+            Ok((
+                other @ (ToParent::ExecPid(_) | ToParent::RunHooks | ToParent::SeccompListener),
+                _,
+            )) => {
                 let kind = message_kind(&other);
                 return Err(protocol_err(
                     id,

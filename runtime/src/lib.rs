@@ -36,6 +36,7 @@ mod plan;
 mod pool;
 mod reaper;
 mod runtime;
+mod seccomp_notify;
 mod spec;
 mod splice;
 mod state;
