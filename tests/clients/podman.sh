@@ -51,6 +51,11 @@ img=localhost/corral-busybox:latest
 out=$(t "${P[@]}" run --rm "$img" echo hi 2>&1)
 expect "run --rm prints hi" "hi" "$out"
 
+# podman sends its default seccomp profile (hundreds of names, the
+# x86_64/x86/x32 family): the runtime must compile and load it.
+out=$(t "${P[@]}" run --rm "$img" sh -c 'grep "^Seccomp:" /proc/self/status' 2>&1)
+expect "podman's default seccomp profile is loaded (filter mode)" "$(printf 'Seccomp:\t2')" "$out"
+
 t "${P[@]}" run --rm "$img" sh -c 'exit 3' >/dev/null 2>&1
 expect "run exits with the process's code" 3 $?
 
