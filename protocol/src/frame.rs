@@ -262,9 +262,7 @@ impl Message for ToParent {
             Kind::Console => decode_empty(kind, body).map(|()| ToParent::Console),
             Kind::ExecPid => Ok(ToParent::ExecPid(decode_json(kind, body)?)),
             Kind::RunHooks => decode_empty(kind, body).map(|()| ToParent::RunHooks),
-            Kind::SeccompListener => {
-                decode_empty(kind, body).map(|()| ToParent::SeccompListener)
-            }
+            Kind::SeccompListener => decode_empty(kind, body).map(|()| ToParent::SeccompListener),
             other => Err(Error::UnknownKind { kind: other as u8 }),
         }
     }

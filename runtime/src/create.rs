@@ -72,25 +72,32 @@ pub(crate) async fn create(
     if let Some(paths) = &guard.cgroup {
         plan::bind_container_cgroup(&mut plan.init.mounts, runtime.layout(), paths);
     }
-    let made =
-        match spawn_and_handshake(&runtime, &id, &spec, &plan, opts, &mut guard, hooks.as_deref())
-            .await
-        {
-            Ok(made) => made,
-            Err(e) => {
-                let pid = guard
-                    .process
-                    .as_ref()
-                    .map(|p| p.pid().as_raw_nonzero().get());
-                guard.abort().await;
-                if let (Some(ctx), Some(pid)) = (&hooks, pid) {
-                    // The runtime spec's lifecycle goes on at delete: poststop.
-                    ctx.run_logged(HookKind::Poststop, &id, "stopped", pid)
-                        .await;
-                }
-                return Err(e);
+    let made = match spawn_and_handshake(
+        &runtime,
+        &id,
+        &spec,
+        &plan,
+        opts,
+        &mut guard,
+        hooks.as_deref(),
+    )
+    .await
+    {
+        Ok(made) => made,
+        Err(e) => {
+            let pid = guard
+                .process
+                .as_ref()
+                .map(|p| p.pid().as_raw_nonzero().get());
+            guard.abort().await;
+            if let (Some(ctx), Some(pid)) = (&hooks, pid) {
+                // The runtime spec's lifecycle goes on at delete: poststop.
+                ctx.run_logged(HookKind::Poststop, &id, "stopped", pid)
+                    .await;
             }
-        };
+            return Err(e);
+        }
+    };
     let process = guard
         .process
         .take()

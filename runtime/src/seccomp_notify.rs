@@ -56,13 +56,12 @@ fn state_json(listener: &Listener, s: &ProcessState<'_>) -> Vec<u8> {
 ///
 /// Cancelling drops the connection and the fd; the agent may have
 /// received a partial message.
-pub(crate) async fn deliver(listener: &Listener, fd: OwnedFd, state: &ProcessState<'_>) -> Result<()> {
-    let op = |what: &str| {
-        format!(
-            "{what} linux.seccomp.listenerPath {:?}",
-            listener.path
-        )
-    };
+pub(crate) async fn deliver(
+    listener: &Listener,
+    fd: OwnedFd,
+    state: &ProcessState<'_>,
+) -> Result<()> {
+    let op = |what: &str| format!("{what} linux.seccomp.listenerPath {:?}", listener.path);
     let mut stream = UnixStream::connect(&listener.path)
         .await
         .map_err(|e| Error::sys(op("connect to"), e))?;

@@ -118,7 +118,8 @@ fn answer_all(fd: &OwnedFd, answer: fn(i32, [u64; 6]) -> Answer) -> anyhow::Resu
         // SAFETY: SECCOMP_IOCTL_NOTIF_SEND reads one `struct
         // seccomp_notif_resp` (seccomp_unotify(2)); `resp` is one, alive
         // for the call.
-        let r = unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_SEND as _, &mut resp as *mut NotifResp) };
+        let r =
+            unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_SEND as _, &mut resp as *mut NotifResp) };
         if r == 0 {
             answered += 1;
         }

@@ -522,7 +522,12 @@ async fn seccomp_notify_hands_the_fd_to_the_agent_whose_answer_is_the_result() {
     // With and without noNewPrivileges (the filter is loaded before Ready
     // either way), and with WAIT_KILLABLE_RECV once.
     for (args, nnp, flags, want) in [
-        (["/probe", "mkdir", "/dev/shm/d"], true, vec![], libc::EXDEV.to_string()),
+        (
+            ["/probe", "mkdir", "/dev/shm/d"],
+            true,
+            vec![],
+            libc::EXDEV.to_string(),
+        ),
         (
             ["/probe", "getpid", ""],
             false,
@@ -560,7 +565,13 @@ async fn seccomp_notify_hands_the_fd_to_the_agent_whose_answer_is_the_result() {
         assert_eq!(state["metadata"], "agent-meta", "{state}");
         assert_eq!(state["state"]["pid"], pid, "{state}");
         assert_eq!(state["state"]["status"], "creating", "{state}");
-        assert!(state["state"]["id"].as_str().unwrap().starts_with("notify-"), "{state}");
+        assert!(
+            state["state"]["id"]
+                .as_str()
+                .unwrap()
+                .starts_with("notify-"),
+            "{state}"
+        );
         assert!(state["ociVersion"].is_string(), "{state}");
     }
 }
@@ -581,7 +592,10 @@ async fn seccomp_notify_without_a_listening_agent_fails_create_and_leaves_nothin
         .create(unique_id("notify-gone"), spec)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("linux.seccomp.listenerPath"), "{err}");
+    assert!(
+        err.to_string().contains("linux.seccomp.listenerPath"),
+        "{err}"
+    );
     assert_eq!(child_count(), before, "a child was left");
     assert_state_empty(&tmp);
 }
@@ -619,9 +633,12 @@ async fn seccomp_default_shaped_profile_loads_and_the_workload_runs() {
     // Real work under the profile: probe info walks /proc, reads files,
     // stats, and prints; mkdir is denied by a rule, fork allowed.
     let profile = default_shaped_profile(&["mkdir", "mkdirat"]);
-    let info = probe_info(&runtime(), with_seccomp(&["/probe", "info"], profile.clone()))
-        .await
-        .unwrap();
+    let info = probe_info(
+        &runtime(),
+        with_seccomp(&["/probe", "info"], profile.clone()),
+    )
+    .await
+    .unwrap();
     assert_eq!(info["seccomp"], 2, "filter mode: {info}");
     let (status, out) = run_capture(
         &runtime(),

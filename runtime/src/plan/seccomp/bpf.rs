@@ -123,15 +123,30 @@ impl Asm {
     }
 
     pub(crate) fn jeq(&mut self, k: u32, jt: To, jf: To) {
-        self.ops.push(Op::Cond { code: JMP_JEQ_K, k, jt, jf });
+        self.ops.push(Op::Cond {
+            code: JMP_JEQ_K,
+            k,
+            jt,
+            jf,
+        });
     }
 
     pub(crate) fn jgt(&mut self, k: u32, jt: To, jf: To) {
-        self.ops.push(Op::Cond { code: JMP_JGT_K, k, jt, jf });
+        self.ops.push(Op::Cond {
+            code: JMP_JGT_K,
+            k,
+            jt,
+            jf,
+        });
     }
 
     pub(crate) fn jge(&mut self, k: u32, jt: To, jf: To) {
-        self.ops.push(Op::Cond { code: JMP_JGE_K, k, jt, jf });
+        self.ops.push(Op::Cond {
+            code: JMP_JGE_K,
+            k,
+            jt,
+            jf,
+        });
     }
 
     /// `if A <code> k goto far` with a far target: the short jump skips
@@ -149,7 +164,12 @@ impl Asm {
     }
 
     fn plain(&mut self, code: u16, k: u32) {
-        self.ops.push(Op::Plain(Insn { code, jt: 0, jf: 0, k }));
+        self.ops.push(Op::Plain(Insn {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        }));
     }
 
     /// Resolves the labels into offsets.

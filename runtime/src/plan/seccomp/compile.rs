@@ -53,7 +53,9 @@ pub(crate) enum Cmp {
     Ge,
     Gt,
     /// `(arg & mask) == value`.
-    MaskedEq { mask: u64 },
+    MaskedEq {
+        mask: u64,
+    },
 }
 
 /// `args[index] <cmp> value`.
@@ -200,8 +202,10 @@ fn arch_block(asm: &mut Asm, p: &Profile<'_>, arch: ArchInfo) {
 /// Falls through when `c` holds, jumps to `fail` when not.
 fn cond(asm: &mut Asm, arch: ArchInfo, c: &Cond, fail: Label) {
     // Little-endian hosts keep the low word first.
-    let lo_off = OFF_ARGS + 8 * u32::from(c.index) + if cfg!(target_endian = "big") { 4 } else { 0 };
-    let hi_off = OFF_ARGS + 8 * u32::from(c.index) + if cfg!(target_endian = "big") { 0 } else { 4 };
+    let lo_off =
+        OFF_ARGS + 8 * u32::from(c.index) + if cfg!(target_endian = "big") { 4 } else { 0 };
+    let hi_off =
+        OFF_ARGS + 8 * u32::from(c.index) + if cfg!(target_endian = "big") { 0 } else { 4 };
     let (vh, vl) = ((c.value >> 32) as u32, c.value as u32);
     let f = To::L(fail);
     let n = To::Next;

@@ -170,7 +170,10 @@ fn arches(s: &LinuxSeccomp) -> Result<Vec<arch::ArchInfo>> {
 /// `listenerPath` and `listenerMetadata`: required by, and only used
 /// with, a NOTIFY rule.
 fn listener(s: &LinuxSeccomp, notifies: bool) -> Result<Option<Listener>> {
-    let path = s.listener_path().as_ref().filter(|p| !p.as_os_str().is_empty());
+    let path = s
+        .listener_path()
+        .as_ref()
+        .filter(|p| !p.as_os_str().is_empty());
     match path {
         None if notifies => Err(Error::invalid(
             "linux.seccomp.listenerPath",

@@ -67,8 +67,10 @@ fn nr(name: &str, arch: &str) -> u32 {
 
 #[test]
 fn one_program_dispatches_on_every_listed_architecture() {
-    let p = program(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": X86,
-        "syscalls": [{"names": ["mkdir", "no_such_call"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}));
+    let p = program(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": X86,
+        "syscalls": [{"names": ["mkdir", "no_such_call"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}),
+    );
     assert_eq!(p.filters.len(), 1);
     assert_eq!(p.flags, 0);
     let f = &p.filters[0];
@@ -76,7 +78,10 @@ fn one_program_dispatches_on_every_listed_architecture() {
     // mkdir: 83 on x86_64, 39 on i386, 83 | x32 bit on x32.
     assert_eq!(run(f, &data(audit::X86_64, 83, z)), ERRNO1);
     assert_eq!(run(f, &data(audit::I386, 39, z)), ERRNO1);
-    assert_eq!(run(f, &data(audit::X86_64, 83 | X32_SYSCALL_BIT, z)), ERRNO1);
+    assert_eq!(
+        run(f, &data(audit::X86_64, 83 | X32_SYSCALL_BIT, z)),
+        ERRNO1
+    );
     assert_eq!(nr("mkdir", "SCMP_ARCH_X86"), 39);
     // i386's 83 is symlink, not mkdir.
     assert_eq!(run(f, &data(audit::I386, 83, z)), ret::ALLOW);
@@ -92,15 +97,24 @@ fn x32_calls_are_told_from_x86_64_by_the_x32_bit() {
         "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}));
     let f = &only64.filters[0];
     assert_eq!(run(f, &data(audit::X86_64, 83, [0; 6])), ERRNO1);
-    assert_eq!(run(f, &data(audit::X86_64, 1 | X32_SYSCALL_BIT, [0; 6])), ret::KILL_THREAD);
+    assert_eq!(
+        run(f, &data(audit::X86_64, 1 | X32_SYSCALL_BIT, [0; 6])),
+        ret::KILL_THREAD
+    );
     let only32 = program(json!({"defaultAction": "SCMP_ACT_ALLOW",
         "architectures": ["SCMP_ARCH_X32"],
         "syscalls": [{"names": ["execve", "mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}));
     let f = &only32.filters[0];
     assert_eq!(run(f, &data(audit::X86_64, 83, [0; 6])), ret::KILL_THREAD);
     // x32's execve is 520, not x86_64's 59.
-    assert_eq!(run(f, &data(audit::X86_64, 520 | X32_SYSCALL_BIT, [0; 6])), ERRNO1);
-    assert_eq!(run(f, &data(audit::X86_64, 59 | X32_SYSCALL_BIT, [0; 6])), ret::ALLOW);
+    assert_eq!(
+        run(f, &data(audit::X86_64, 520 | X32_SYSCALL_BIT, [0; 6])),
+        ERRNO1
+    );
+    assert_eq!(
+        run(f, &data(audit::X86_64, 59 | X32_SYSCALL_BIT, [0; 6])),
+        ret::ALLOW
+    );
 }
 
 #[test]
@@ -109,8 +123,14 @@ fn no_architectures_means_the_native_one() {
         "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_KILL_PROCESS"}]}));
     let native = arch::native();
     let getpid = native.number("getpid").unwrap();
-    assert_eq!(run(&p.filters[0], &data(native.audit, getpid, [0; 6])), ret::KILL_PROCESS);
-    assert_eq!(run(&p.filters[0], &data(audit::I386, 20, [0; 6])), ret::KILL_THREAD);
+    assert_eq!(
+        run(&p.filters[0], &data(native.audit, getpid, [0; 6])),
+        ret::KILL_PROCESS
+    );
+    assert_eq!(
+        run(&p.filters[0], &data(audit::I386, 20, [0; 6])),
+        ret::KILL_THREAD
+    );
 }
 
 #[test]
@@ -125,7 +145,10 @@ fn foreign_architectures_with_a_table_compile() {
     assert_eq!(run(f, &data(audit::AARCH64, 63, [0; 6])), ret::ALLOW);
     assert_eq!(run(f, &data(audit::ARM, 3, [0; 6])), ret::ALLOW);
     assert_eq!(run(f, &data(audit::MIPSEL, 4003, [0; 6])), ret::ALLOW);
-    assert_eq!(run(f, &data(audit::AARCH64, 64, [0; 6])), ret::ERRNO | libc::EPERM as u32);
+    assert_eq!(
+        run(f, &data(audit::AARCH64, 64, [0; 6])),
+        ret::ERRNO | libc::EPERM as u32
+    );
     assert_eq!(run(f, &data(audit::X86_64, 0, [0; 6])), ret::KILL_THREAD);
     let e = of(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_PARISC"]}))
         .unwrap_err();
@@ -181,7 +204,10 @@ fn all_seven_operators_compare_64_bit_arguments_exactly() {
                 "architectures": X86,
                 "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
                     "args": [{"index": 3, "op": op, "value": value, "valueTwo": two}]}]}));
-            for arg in EDGES.iter().chain(&[value.wrapping_add(1), value.wrapping_sub(1)]) {
+            for arg in EDGES
+                .iter()
+                .chain(&[value.wrapping_add(1), value.wrapping_sub(1)])
+            {
                 let mut args = [0u64; 6];
                 args[3] = *arg;
                 let want = if holds(op, *arg, value, two) {
@@ -208,13 +234,15 @@ fn all_seven_operators_compare_64_bit_arguments_exactly() {
 
 #[test]
 fn conditions_are_anded_and_rules_ored_with_the_stricter_action_first() {
-    let p = program(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": X86,
+    let p = program(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": X86,
         "syscalls": [
             {"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
              "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": 5},
                       {"index": 1, "op": "SCMP_CMP_GT", "value": 10}]},
             {"names": ["getpid"], "action": "SCMP_ACT_KILL_PROCESS",
-             "args": [{"index": 1, "op": "SCMP_CMP_GT", "value": 100}]}]}));
+             "args": [{"index": 1, "op": "SCMP_CMP_GT", "value": 100}]}]}),
+    );
     let f = &p.filters[0];
     let call = |a0, a1| run(f, &data(audit::X86_64, 39, [a0, a1, 0, 0, 0, 0]));
     assert_eq!(call(5, 11), ERRNO1);
@@ -240,7 +268,11 @@ fn every_action_maps_to_its_return_value() {
             "syscalls": [{"names": ["getpid"], "action": act, "errnoRet": 7}]}));
         let native = arch::native();
         let nr = native.number("getpid").unwrap();
-        assert_eq!(run(&p.filters[0], &data(native.audit, nr, [0; 6])), want, "{act}");
+        assert_eq!(
+            run(&p.filters[0], &data(native.audit, nr, [0; 6])),
+            want,
+            "{act}"
+        );
     }
 }
 
@@ -255,7 +287,8 @@ fn a_default_profile_sized_profile_fits_the_kernel_limit() {
     names.extend(["arm_fadvise64_64", "breakpoint", "cacheflush", "set_tls"].map(String::from));
     names.retain(|n| n != "personality");
     assert!(names.len() > 350);
-    let p = program(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+    let p = program(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
         "architectures": X86,
         "syscalls": [
             {"names": names, "action": "SCMP_ACT_ALLOW"},
@@ -264,19 +297,37 @@ fn a_default_profile_sized_profile_fits_the_kernel_limit() {
             {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
              "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": 8}]},
             {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
-             "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": 16}]}]}));
+             "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": 16}]}]}),
+    );
     let f = &p.filters[0];
-    assert!(f.len() <= bpf::MAX_INSNS && f.len() > 2000, "{} instructions", f.len());
+    assert!(
+        f.len() <= bpf::MAX_INSNS && f.len() > 2000,
+        "{} instructions",
+        f.len()
+    );
     let enosys = ret::ERRNO | 38;
-    for (audit, nr) in [(audit::X86_64, 135u32), (audit::I386, 136), (audit::X86_64, 135 | X32_SYSCALL_BIT)] {
+    for (audit, nr) in [
+        (audit::X86_64, 135u32),
+        (audit::I386, 136),
+        (audit::X86_64, 135 | X32_SYSCALL_BIT),
+    ] {
         assert_eq!(run(f, &data(audit, nr, [8, 0, 0, 0, 0, 0])), ret::ALLOW);
         assert_eq!(run(f, &data(audit, nr, [9, 0, 0, 0, 0, 0])), enosys);
     }
     // The last x86_64 name, far down the lookup.
     let last = syscalls::x86_64::Sysno::iter().last().unwrap();
-    assert_eq!(run(f, &data(audit::X86_64, last.id() as u32, [0; 6])), ret::ALLOW);
-    assert_eq!(run(f, &data(audit::X86_64, 41, [16, 0, 0, 0, 0, 0])), ERRNO1);
-    assert_eq!(run(f, &data(audit::X86_64, 41, [2, 0, 0, 0, 0, 0])), ret::ALLOW);
+    assert_eq!(
+        run(f, &data(audit::X86_64, last.id() as u32, [0; 6])),
+        ret::ALLOW
+    );
+    assert_eq!(
+        run(f, &data(audit::X86_64, 41, [16, 0, 0, 0, 0, 0])),
+        ERRNO1
+    );
+    assert_eq!(
+        run(f, &data(audit::X86_64, 41, [2, 0, 0, 0, 0, 0])),
+        ret::ALLOW
+    );
     assert_eq!(run(f, &data(audit::X86_64, 999, [0; 6])), enosys);
 }
 
@@ -284,10 +335,12 @@ fn a_default_profile_sized_profile_fits_the_kernel_limit() {
 fn an_oversized_profile_is_refused_not_truncated() {
     let mut syscalls = Vec::new();
     for i in 0..500u64 {
-        syscalls.push(json!({"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+        syscalls.push(
+            json!({"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
             "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": i},
                      {"index": 1, "op": "SCMP_CMP_EQ", "value": i},
-                     {"index": 2, "op": "SCMP_CMP_EQ", "value": i}]}));
+                     {"index": 2, "op": "SCMP_CMP_EQ", "value": i}]}),
+        );
     }
     let e = match of(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": syscalls})) {
         Err(e) => e,
@@ -304,20 +357,28 @@ fn notify_asks_for_a_listener_and_needs_its_path() {
         "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}))
     .unwrap();
     let p = p.unwrap();
-    assert_eq!(p.flags, FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV | FLAG_LOG);
+    assert_eq!(
+        p.flags,
+        FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV | FLAG_LOG
+    );
     let l = l.unwrap();
     assert_eq!(l.path, std::path::Path::new("/run/agent.sock"));
     assert_eq!(l.metadata, "m");
     let native = arch::native();
     let mkdir = native.number("mkdir").unwrap();
-    assert_eq!(run(&p.filters[0], &data(native.audit, mkdir, [0; 6])), ret::USER_NOTIF);
+    assert_eq!(
+        run(&p.filters[0], &data(native.audit, mkdir, [0; 6])),
+        ret::USER_NOTIF
+    );
 
     let e = of(json!({"defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}))
     .unwrap_err();
     assert!(e.to_string().contains("linux.seccomp.listenerPath"), "{e}");
-    let e = of(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "agent.sock",
-        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}))
+    let e = of(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "agent.sock",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+    )
     .unwrap_err();
     assert!(e.to_string().contains("not absolute"), "{e}");
     let e = of(json!({"defaultAction": "SCMP_ACT_ALLOW",
@@ -326,8 +387,10 @@ fn notify_asks_for_a_listener_and_needs_its_path() {
     assert!(e.to_string().contains("linux.seccomp.flags"), "{e}");
     let e = of(json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/a"})).unwrap_err();
     assert!(e.to_string().contains("defaultAction"), "{e}");
-    let e = of(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a",
-        "syscalls": [{"names": ["sendmsg"], "action": "SCMP_ACT_NOTIFY"}]}))
+    let e = of(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/a",
+        "syscalls": [{"names": ["sendmsg"], "action": "SCMP_ACT_NOTIFY"}]}),
+    )
     .unwrap_err();
     assert!(e.to_string().contains("syscalls[0].names"), "{e}");
     // A listener without NOTIFY rules has nothing to receive.
