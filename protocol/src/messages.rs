@@ -534,6 +534,10 @@ pub struct ExecSpec {
     /// Set `PR_SET_PDEATHSIG(SIGKILL)` on the new process.
     #[serde(default)]
     pub kill_on_parent_death: bool,
+    /// The container's seccomp filter, loaded into this process too (at
+    /// the same point as for the container's first process).
+    #[serde(default)]
+    pub seccomp: Option<SeccompProgram>,
 }
 
 /// The body of `exec_pid`: the process an init in exec mode started.

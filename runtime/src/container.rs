@@ -46,6 +46,8 @@ pub struct Container {
     pub(crate) cgroup: Option<CgroupPaths>,
     /// The config's hooks, for `poststart` and `poststop`.
     pub(crate) hooks: Option<Box<HookContext>>,
+    /// The seccomp filter, for the processes `exec` starts.
+    pub(crate) seccomp: Option<Box<crate::seccomp_notify::ExecSeccomp>>,
 }
 
 impl Container {

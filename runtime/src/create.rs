@@ -105,6 +105,22 @@ pub(crate) async fn create(
     let mut container = made.into_container(runtime, id, process);
     container.cgroup = guard.cgroup.take();
     container.hooks = hooks;
+    container.seccomp = plan.init.seccomp.take().map(|program| {
+        let listener = ListenerState::of(&spec);
+        Box::new(crate::seccomp_notify::ExecSeccomp {
+            stored: crate::StoredSeccomp {
+                program,
+                listener_path: plan.seccomp_listener.as_ref().map(|l| l.path.clone()),
+                listener_metadata: plan
+                    .seccomp_listener
+                    .as_ref()
+                    .map(|l| l.metadata.clone())
+                    .unwrap_or_default(),
+            },
+            bundle: listener.bundle,
+            annotations: listener.annotations,
+        })
+    });
     if let Some(dir) = state_dir {
         let stored = match stored_state(&container, &spec, rootfs) {
             Ok(stored) => stored,
@@ -205,6 +221,7 @@ fn stored_state(c: &Container, spec: &Spec, rootfs: std::path::PathBuf) -> Resul
             .into_iter()
             .collect(),
         hooks: spec.oci().hooks().clone(),
+        seccomp: c.seccomp.as_ref().map(|s| s.stored.clone()),
     })
 }
 
@@ -235,6 +252,7 @@ impl Made {
             stored: None,
             cgroup: None,
             hooks: None,
+            seccomp: None,
         };
         for (index, parent) in self.stdio.into_iter().enumerate() {
             let Some(parent) = parent else { continue };
@@ -471,9 +489,12 @@ async fn handshake(
             // goes to the agent before the init can wait on it.
             Ok((ToParent::SeccompListener, Some(fd))) if listener.is_some() => {
                 let (l, s) = listener.as_ref().expect("checked by the guard");
+                let pid = process.pid().as_raw_nonzero().get();
                 let state = crate::seccomp_notify::ProcessState {
                     id,
-                    pid: process.pid().as_raw_nonzero().get(),
+                    pid,
+                    container_pid: pid,
+                    status: "creating",
                     bundle: &s.bundle,
                     annotations: &s.annotations,
                 };

@@ -60,7 +60,7 @@ pub use plan::names::capability_name;
 pub use pool::Pool;
 pub use runtime::{Create, Runtime, RuntimeBuilder};
 pub use spec::{Spec, SpecBuilder};
-pub use state::{Status, StoredState, rfc3339_now};
+pub use state::{Status, StoredSeccomp, StoredState, rfc3339_now};
 pub use status::ExitStatus;
 pub use stdio::{ContainerOutput, ContainerStdin, OutputFile, Stdio};
 pub use uring::Backend;

@@ -7,7 +7,8 @@
 //!
 //! It runs inside the create handshake, when the init reports the fd (sync
 //! 1c in `docs/protocol.md`), so the container status in the state is
-//! `creating`. The init does not wait for it: a call of the init that the
+//! `creating`; for a process `exec` starts, inside the exec handshake, with
+//! that process's pid as `pid` and the container's in `state`. The init does not wait for it: a call of the init that the
 //! filter notifies blocks until the agent, which has the fd from here on,
 //! answers. A failure (no agent listening) fails the create, which kills
 //! the init.
@@ -22,10 +23,35 @@ use tokio::net::UnixStream;
 use crate::error::{Error, Result};
 use crate::plan::seccomp::Listener;
 
-/// What the state JSON says about the container.
+/// A container's seccomp filter and what its agent is told, kept for the
+/// processes `exec` starts.
+#[derive(Clone, Debug)]
+pub(crate) struct ExecSeccomp {
+    pub stored: crate::StoredSeccomp,
+    pub bundle: std::path::PathBuf,
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl ExecSeccomp {
+    /// Where its listener fds go, with NOTIFY rules.
+    pub(crate) fn listener(&self) -> Option<Listener> {
+        self.stored.listener_path.as_ref().map(|path| Listener {
+            path: path.clone(),
+            metadata: self.stored.listener_metadata.clone(),
+        })
+    }
+}
+
+/// What the state JSON says about the process and its container.
 pub(crate) struct ProcessState<'a> {
     pub id: &'a str,
+    /// The process the fd's filter belongs to.
     pub pid: i32,
+    /// The container's process (the same for the first process).
+    pub container_pid: i32,
+    /// `creating` for the first process, `running` (or `created`) for an
+    /// exec'd one.
+    pub status: &'a str,
     pub bundle: &'a std::path::Path,
     pub annotations: &'a std::collections::BTreeMap<String, String>,
 }
@@ -40,8 +66,8 @@ fn state_json(listener: &Listener, s: &ProcessState<'_>) -> Vec<u8> {
         "state": {
             "ociVersion": "1.2.0",
             "id": s.id,
-            "status": "creating",
-            "pid": s.pid,
+            "status": s.status,
+            "pid": s.container_pid,
             "bundle": s.bundle,
             "annotations": s.annotations,
         },

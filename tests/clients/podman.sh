@@ -68,6 +68,8 @@ id=$(t "${P[@]}" run -d "$img" sh -c "$SLEEPER" 2>&1)
 [ $? -eq 0 ] && ok "run -d" || not_ok "run -d" "$id"
 out=$(t "${P[@]}" exec "$id" echo from-exec 2>&1)
 expect "exec prints" from-exec "$out"
+out=$(t "${P[@]}" exec "$id" sh -c 'grep "^Seccomp:" /proc/self/status' 2>&1)
+expect "exec runs under the container's seccomp filter" "$(printf 'Seccomp:\t2')" "$out"
 t "${P[@]}" exec "$id" sh -c 'exit 5' >/dev/null 2>&1
 expect "exec exits with the process's code" 5 $?
 out=$(t "${P[@]}" top "$id" 2>&1)

@@ -52,6 +52,22 @@ pub async fn serve(
     listener: UnixListener,
     answer: fn(i32, [u64; 6]) -> Answer,
 ) -> anyhow::Result<(serde_json::Value, usize)> {
+    let (state, fd) = receive(&listener).await?;
+    let answered = answer_until_gone(fd, answer).await?;
+    Ok((state, answered))
+}
+
+/// Answers the calls notified on `fd` until its filter has no users left;
+/// returns how many.
+pub async fn answer_until_gone(
+    fd: OwnedFd,
+    answer: fn(i32, [u64; 6]) -> Answer,
+) -> anyhow::Result<usize> {
+    tokio::task::spawn_blocking(move || answer_all(&fd, answer)).await?
+}
+
+/// Accepts one connection: the state JSON and the notification fd.
+pub async fn receive(listener: &UnixListener) -> anyhow::Result<(serde_json::Value, OwnedFd)> {
     let (mut stream, _) = listener.accept().await?;
     let mut first = vec![0u8; 64 * 1024];
     let (n, fd) = stream
@@ -78,8 +94,7 @@ pub async fn serve(
     let mut body = first[..n].to_vec();
     stream.read_to_end(&mut body).await?;
     let state: serde_json::Value = serde_json::from_slice(&body).context("state JSON")?;
-    let answered = tokio::task::spawn_blocking(move || answer_all(&fd, answer)).await??;
-    Ok((state, answered))
+    Ok((state, fd))
 }
 
 fn answer_all(fd: &OwnedFd, answer: fn(i32, [u64; 6]) -> Answer) -> anyhow::Result<usize> {

@@ -577,6 +577,85 @@ async fn seccomp_notify_hands_the_fd_to_the_agent_whose_answer_is_the_result() {
 }
 
 #[tokio::test]
+async fn seccomp_filter_applies_to_exec_and_each_exec_gets_its_own_listener_fd() {
+    use corral_tests::seccomp_agent::{answer_until_gone, receive};
+    use tokio::io::AsyncReadExt;
+    require_root();
+    let _serial = serial().await;
+    let tmp = TempDir::new("notify-exec");
+    let (path, listener) = agent_socket(&tmp);
+    // ERRNO on mkdir for the plain filter; the NOTIFY profile sends mkdir
+    // and mkdirat to the agent (EXDEV).
+    for notify in [false, true] {
+        let rule = if notify {
+            serde_json::json!({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"})
+        } else {
+            serde_json::json!({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1})
+        };
+        let spec = with_seccomp(
+            &["/probe", "sleep", "30"],
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "listenerPath": path, "listenerMetadata": "exec-meta", "syscalls": [rule]}),
+        );
+        let rt = runtime_in(&tmp);
+        let create = rt.create(unique_id("sc-exec"), spec);
+        let (mut c, first) = if notify {
+            let (c, got) = tokio::join!(create, receive(&listener));
+            let (state, fd) = got.unwrap();
+            assert_eq!(state["state"]["status"], "creating", "{state}");
+            (
+                c.unwrap(),
+                Some(tokio::spawn(answer_until_gone(fd, agent_answer))),
+            )
+        } else {
+            (create.await.unwrap(), None)
+        };
+        c.start().await.unwrap();
+        let mut process = corral::oci_spec::runtime::Process::default();
+        process.set_args(Some(vec![
+            "/probe".into(),
+            "mkdir".into(),
+            "/dev/shm/e".into(),
+        ]));
+        process.set_cwd("/".into());
+        let exec = c.exec(process).stdout(corral::Stdio::piped());
+        let mut p = if notify {
+            let (p, got) = tokio::join!(exec.into_future(), receive(&listener));
+            let p = p.unwrap();
+            let (state, fd) = got.unwrap();
+            // The exec'd process's own pid; the container's in `state`.
+            assert_eq!(state["pid"], p.pid(), "{state}");
+            assert_eq!(state["state"]["pid"], c.pid(), "{state}");
+            assert_eq!(state["state"]["status"], "running", "{state}");
+            assert_eq!(state["metadata"], "exec-meta", "{state}");
+            tokio::spawn(answer_until_gone(fd, agent_answer));
+            p
+        } else {
+            exec.await.unwrap()
+        };
+        let mut out = String::new();
+        p.take_stdout()
+            .unwrap()
+            .read_to_string(&mut out)
+            .await
+            .unwrap();
+        assert!(p.wait().await.unwrap().success());
+        let want = if notify { libc::EXDEV } else { libc::EPERM };
+        assert_eq!(
+            out.trim(),
+            want.to_string(),
+            "exec'd mkdir (notify: {notify})"
+        );
+        c.kill(libc::SIGKILL).unwrap();
+        c.wait().await.unwrap();
+        c.delete().await.unwrap();
+        if let Some(first) = first {
+            first.await.unwrap().unwrap();
+        }
+    }
+}
+
+#[tokio::test]
 async fn seccomp_notify_without_a_listening_agent_fails_create_and_leaves_nothing() {
     require_root();
     let _serial = serial().await;

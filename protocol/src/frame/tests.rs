@@ -117,6 +117,7 @@ fn exec_messages_round_trip_with_exactly_one_fd() {
         namespaces: 0x6c02_0000,
         process: sample_spec(StartVia::Socket).process,
         kill_on_parent_death: true,
+        seccomp: None,
     }));
     let (_r, w) = pipe();
     round_trip(exec.clone(), vec![w]);
