@@ -1,8 +1,8 @@
 //! `corral features`: the runtime-spec "features" document
 //! (features.md in the runtime-spec), stating what this build of corral
 //! does. Everything listed here is implemented; fields corral refuses are
-//! left out (AppArmor, SELinux, Intel RDT, systemd cgroups,
-//! seccomp user notification, recursive `mount_setattr` options).
+//! left out (AppArmor, SELinux, Intel RDT, systemd cgroups, recursive
+//! `mount_setattr` options).
 
 use serde_json::json;
 
@@ -55,8 +55,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "unbindable",
 ];
 
-/// The seccomp actions `linux.seccomp` may use (`SCMP_ACT_NOTIFY` is
-/// refused: no user-notification fd plumbing).
+/// The seccomp actions `linux.seccomp` may use.
 const SECCOMP_ACTIONS: &[&str] = &[
     "SCMP_ACT_ALLOW",
     "SCMP_ACT_ERRNO",
@@ -64,6 +63,7 @@ const SECCOMP_ACTIONS: &[&str] = &[
     "SCMP_ACT_KILL_PROCESS",
     "SCMP_ACT_KILL_THREAD",
     "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
     "SCMP_ACT_TRACE",
     "SCMP_ACT_TRAP",
 ];
@@ -78,14 +78,34 @@ const SECCOMP_OPERATORS: &[&str] = &[
     "SCMP_CMP_NE",
 ];
 
-/// Architectures a filter may name: the native one and those its kernel
-/// runs (runtime/src/plan/seccomp.rs, `NATIVE`).
-#[cfg(target_arch = "x86_64")]
-const SECCOMP_ARCHS: &[&str] = &["SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"];
-#[cfg(target_arch = "aarch64")]
-const SECCOMP_ARCHS: &[&str] = &["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"];
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-const SECCOMP_ARCHS: &[&str] = &[];
+/// Architectures a filter may name: those corral has a syscall table for
+/// (runtime/src/plan/seccomp/arch.rs, `lookup`). Keep the two in step.
+const SECCOMP_ARCHS: &[&str] = &[
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_LOONGARCH64",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+];
+
+/// `SECCOMP_FILTER_FLAG_*` names corral passes to the kernel
+/// (`WAIT_KILLABLE_RECV` needs Linux 5.19 and a NOTIFY rule).
+const SECCOMP_FLAGS: &[&str] = &[
+    "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+];
 
 /// The features document.
 pub fn document() -> serde_json::Value {
@@ -110,16 +130,8 @@ pub fn document() -> serde_json::Value {
                 "actions": SECCOMP_ACTIONS,
                 "operators": SECCOMP_OPERATORS,
                 "archs": SECCOMP_ARCHS,
-                "knownFlags": [
-                    "SECCOMP_FILTER_FLAG_TSYNC",
-                    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-                    "SECCOMP_FILTER_FLAG_LOG",
-                ],
-                "supportedFlags": [
-                    "SECCOMP_FILTER_FLAG_TSYNC",
-                    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-                    "SECCOMP_FILTER_FLAG_LOG",
-                ],
+                "knownFlags": SECCOMP_FLAGS,
+                "supportedFlags": SECCOMP_FLAGS,
             },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },

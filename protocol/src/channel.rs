@@ -131,6 +131,11 @@ impl InitChannel {
         send(self.as_fd(), &ToParent::Console, &[master])
     }
 
+    /// Sends the seccomp user-notification fd (one fd).
+    pub fn send_seccomp_listener(&self, listener: BorrowedFd<'_>) -> Result<()> {
+        send(self.as_fd(), &ToParent::SeccompListener, &[listener])
+    }
+
     /// Asks the parent to run the `prestart` and `createRuntime` hooks and
     /// blocks until it answers `HooksDone`. A parent gone away (it failed a
     /// hook and is killing us) is [`Error::Closed`].
@@ -235,7 +240,8 @@ impl ParentEnd {
     }
 
     /// Receives one message from the init, with the fd it carries
-    /// ([`ToParent::Console`] carries the pty master; the others none).
+    /// ([`ToParent::Console`] carries the pty master,
+    /// [`ToParent::SeccompListener`] the notification fd; the others none).
     ///
     /// [`Error::Closed`] means the init closed its end: a successful
     /// `execve`, or an exit.

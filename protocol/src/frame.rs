@@ -64,6 +64,8 @@ pub enum Kind {
     ExecPid = 20,
     /// [`ToParent::RunHooks`].
     RunHooks = 21,
+    /// [`ToParent::SeccompListener`].
+    SeccompListener = 22,
 }
 
 impl Kind {
@@ -82,6 +84,7 @@ impl Kind {
             19 => Kind::Console,
             20 => Kind::ExecPid,
             21 => Kind::RunHooks,
+            22 => Kind::SeccompListener,
             _ => return None,
         })
     }
@@ -90,7 +93,9 @@ impl Kind {
     pub fn fds(self) -> FdCount {
         match self {
             Kind::Spec => FdCount::ZeroOrOne,
-            Kind::Console | Kind::Exec | Kind::ExecPid | Kind::MountFd => FdCount::One,
+            Kind::Console | Kind::Exec | Kind::ExecPid | Kind::MountFd | Kind::SeccompListener => {
+                FdCount::One
+            }
             Kind::Start
             | Kind::StartWith
             | Kind::HooksDone
@@ -116,6 +121,7 @@ impl Kind {
             Kind::HooksDone => "hooks_done",
             Kind::MountFd => "mount_fd",
             Kind::RunHooks => "run_hooks",
+            Kind::SeccompListener => "seccomp_listener",
         }
     }
 }
@@ -233,13 +239,20 @@ impl Message for ToParent {
             ToParent::Console => Kind::Console,
             ToParent::ExecPid(_) => Kind::ExecPid,
             ToParent::RunHooks => Kind::RunHooks,
+            ToParent::SeccompListener => Kind::SeccompListener,
         }
     }
 
     fn has_kind(kind: Kind) -> bool {
         matches!(
             kind,
-            Kind::Ready | Kind::Error | Kind::Log | Kind::Console | Kind::ExecPid | Kind::RunHooks
+            Kind::Ready
+                | Kind::Error
+                | Kind::Log
+                | Kind::Console
+                | Kind::ExecPid
+                | Kind::RunHooks
+                | Kind::SeccompListener
         )
     }
 
@@ -248,7 +261,10 @@ impl Message for ToParent {
             ToParent::Error(error) => encode_json(Kind::Error, error, out),
             ToParent::Log(record) => encode_json(Kind::Log, record, out),
             ToParent::ExecPid(pid) => encode_json(Kind::ExecPid, pid, out),
-            ToParent::Ready | ToParent::Console | ToParent::RunHooks => Ok(()),
+            ToParent::Ready
+            | ToParent::Console
+            | ToParent::RunHooks
+            | ToParent::SeccompListener => Ok(()),
         }
     }
 
@@ -260,6 +276,7 @@ impl Message for ToParent {
             Kind::Console => decode_empty(kind, body).map(|()| ToParent::Console),
             Kind::ExecPid => Ok(ToParent::ExecPid(decode_json(kind, body)?)),
             Kind::RunHooks => decode_empty(kind, body).map(|()| ToParent::RunHooks),
+            Kind::SeccompListener => decode_empty(kind, body).map(|()| ToParent::SeccompListener),
             other => Err(Error::UnknownKind { kind: other as u8 }),
         }
     }

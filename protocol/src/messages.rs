@@ -371,7 +371,10 @@ pub struct InitHooks {
 }
 
 /// Seccomp filters, compiled by the runtime: the init loads each with
-/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`, in order.
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`, in order. With
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER` (8) in `flags` there is exactly one
+/// filter, and the init sends the listener fd it returns as
+/// [`ToParent::SeccompListener`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeccompProgram {
     /// `SECCOMP_FILTER_FLAG_*` bits, for every filter.
@@ -582,6 +585,10 @@ pub struct ExecSpec {
     /// Set `PR_SET_PDEATHSIG(SIGKILL)` on the new process.
     #[serde(default)]
     pub kill_on_parent_death: bool,
+    /// The container's seccomp filter, loaded into this process too (at
+    /// the same point as for the container's first process).
+    #[serde(default)]
+    pub seccomp: Option<SeccompProgram>,
 }
 
 /// The body of `exec_pid`: the process an init in exec mode started.
@@ -646,4 +653,9 @@ pub enum ToParent {
     /// The mounts are done: run the `prestart` and `createRuntime` hooks
     /// and answer `hooks_done`. No fds.
     RunHooks,
+    /// The seccomp user-notification fd of the filter just loaded
+    /// (`SECCOMP_FILTER_FLAG_NEW_LISTENER`), for the runtime to pass on to
+    /// the agent at `linux.seccomp.listenerPath`. Exactly 1 fd. No answer:
+    /// the init goes on at once.
+    SeccompListener,
 }

@@ -16,7 +16,7 @@ use corral_protocol::{ExecSpec, InitChannel};
 use crate::error::Result;
 use crate::{
     capabilities, close_fds, console, cpu_affinity, cwd, exec, io_priority, join, no_new_privs,
-    oom_score_adj, resolve, rlimits, scheduler, spawn, user,
+    oom_score_adj, resolve, rlimits, scheduler, seccomp, spawn, user,
 };
 
 pub fn run(channel: &InitChannel, spec: &ExecSpec, target: OwnedFd) -> Result<Infallible> {
@@ -38,11 +38,19 @@ pub fn run(channel: &InitChannel, spec: &ExecSpec, target: OwnedFd) -> Result<In
     cwd::enter(process.cwd.as_path())?;
     capabilities::drop_bounding(caps)?;
     user::switch(process)?;
+    // The container's filter, at the same points as for its first process.
+    let seccomp_early = seccomp::early(spec.seccomp.as_ref(), process.no_new_privileges);
+    if seccomp_early {
+        seccomp::load(channel, spec.seccomp.as_ref())?;
+    }
     capabilities::apply(caps)?;
     no_new_privs::set(process.no_new_privileges)?;
     let command = resolve::run(process)?;
     close_fds::run(channel, None)?;
     cpu_affinity::set_final(process.exec_cpu_affinity.as_ref())?;
+    if !seccomp_early {
+        seccomp::load(channel, spec.seccomp.as_ref())?;
+    }
     // exec sync 4: success closes the close-on-exec socket (EOF in the
     // parent); failure is reported as Error{step: exec}.
     Err(exec::exec(&command))

@@ -103,9 +103,11 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
     capabilities::drop_bounding(caps)?;
     user::switch(process)?;
     let seccomp = spec.seccomp.as_ref();
-    if !process.no_new_privileges {
-        // Needs CAP_SYS_ADMIN, which the next step may drop.
-        seccomp::load(seccomp)?;
+    let seccomp_early = seccomp::early(seccomp, process.no_new_privileges);
+    if seccomp_early {
+        // Needs CAP_SYS_ADMIN (without noNewPrivileges), which the next
+        // step may drop; a listener fd must reach the runtime before Ready.
+        seccomp::load(channel, seccomp)?;
     }
     capabilities::apply(caps)?;
     no_new_privs::set(process.no_new_privileges)?;
@@ -118,9 +120,9 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
         command = resolve::run(&resolve::overridden(process, takeover))?;
     }
     hooks::start(spec.hooks.as_ref())?;
-    if process.no_new_privileges {
+    if !seccomp_early {
         // Last before execve: no init syscall meets the filter.
-        seccomp::load(seccomp)?;
+        seccomp::load(channel, seccomp)?;
     }
     // sync 5: success closes the close-on-exec socket (EOF in the parent);
     // failure is reported as Error{step: exec}.

@@ -213,10 +213,15 @@ fn last_errno() -> Errno {
     Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)
 }
 
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER` (linux/seccomp.h).
+const SECCOMP_FILTER_FLAG_NEW_LISTENER: u32 = 8;
+
 /// `seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog)` (seccomp(2)): loads one
 /// classic BPF program, given as packed `struct sock_filter`s
-/// (`code | jt << 16 | jf << 24 | k << 32`).
-pub fn load_seccomp_filter(flags: u32, packed: &[u64]) -> io::Result<()> {
+/// (`code | jt << 16 | jf << 24 | k << 32`). With
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER` the kernel returns the
+/// user-notification fd (close-on-exec), which is returned here.
+pub fn load_seccomp_filter(flags: u32, packed: &[u64]) -> io::Result<Option<OwnedFd>> {
     let mut prog: Vec<libc::sock_filter> = packed
         .iter()
         .map(|&i| libc::sock_filter {
@@ -241,11 +246,18 @@ pub fn load_seccomp_filter(flags: u32, packed: &[u64]) -> io::Result<()> {
             &fprog as *const libc::sock_fprog,
         )
     };
-    if ret == 0 {
-        Ok(())
-    } else {
-        Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::INVAL))
+    if ret < 0 {
+        return Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::INVAL));
     }
+    if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
+        return Ok(None);
+    }
+    let raw = i32::try_from(ret).map_err(|_| Errno::INVAL)?;
+    debug_assert!(raw >= 0);
+    // SAFETY: with SECCOMP_FILTER_FLAG_NEW_LISTENER a successful
+    // seccomp(2) returns a new fd that nothing else owns (seccomp(2),
+    // "RETURN VALUE"); ownership passes to the `OwnedFd`.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(raw) }))
 }
 
 /// `clone3(CLONE_PARENT | CLONE_PIDFD)`, fork-like (no `CLONE_VM`, no

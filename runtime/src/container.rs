@@ -46,6 +46,8 @@ pub struct Container {
     pub(crate) cgroup: Option<CgroupPaths>,
     /// The config's hooks, for `poststart` and `poststop`.
     pub(crate) hooks: Option<Box<HookContext>>,
+    /// The seccomp filter, for the processes `exec` starts.
+    pub(crate) seccomp: Option<Box<crate::seccomp_notify::ExecSeccomp>>,
 }
 
 impl Container {
@@ -443,6 +445,7 @@ pub(crate) fn message_kind(msg: &ToParent) -> corral_protocol::Kind {
         ToParent::Error(_) => corral_protocol::Kind::Error,
         ToParent::Log(_) => corral_protocol::Kind::Log,
         ToParent::Console => corral_protocol::Kind::Console,
+        ToParent::SeccompListener => corral_protocol::Kind::SeccompListener,
         ToParent::RunHooks => corral_protocol::Kind::RunHooks,
     }
 }

@@ -73,23 +73,32 @@ pub(crate) async fn create(
     if let Some(paths) = &guard.cgroup {
         plan::bind_container_cgroup(&mut plan.init.mounts, runtime.layout(), paths);
     }
-    let made =
-        match spawn_and_handshake(&runtime, &id, &plan, opts, &mut guard, hooks.as_deref()).await {
-            Ok(made) => made,
-            Err(e) => {
-                let pid = guard
-                    .process
-                    .as_ref()
-                    .map(|p| p.pid().as_raw_nonzero().get());
-                guard.abort().await;
-                if let (Some(ctx), Some(pid)) = (&hooks, pid) {
-                    // The runtime spec's lifecycle goes on at delete: poststop.
-                    ctx.run_logged(HookKind::Poststop, &id, "stopped", pid)
-                        .await;
-                }
-                return Err(e);
+    let made = match spawn_and_handshake(
+        &runtime,
+        &id,
+        &spec,
+        &plan,
+        opts,
+        &mut guard,
+        hooks.as_deref(),
+    )
+    .await
+    {
+        Ok(made) => made,
+        Err(e) => {
+            let pid = guard
+                .process
+                .as_ref()
+                .map(|p| p.pid().as_raw_nonzero().get());
+            guard.abort().await;
+            if let (Some(ctx), Some(pid)) = (&hooks, pid) {
+                // The runtime spec's lifecycle goes on at delete: poststop.
+                ctx.run_logged(HookKind::Poststop, &id, "stopped", pid)
+                    .await;
             }
-        };
+            return Err(e);
+        }
+    };
     let process = guard
         .process
         .take()
@@ -97,6 +106,22 @@ pub(crate) async fn create(
     let mut container = made.into_container(runtime, id, process);
     container.cgroup = guard.cgroup.take();
     container.hooks = hooks;
+    container.seccomp = plan.init.seccomp.take().map(|program| {
+        let listener = ListenerState::of(&spec);
+        Box::new(crate::seccomp_notify::ExecSeccomp {
+            stored: crate::StoredSeccomp {
+                program,
+                listener_path: plan.seccomp_listener.as_ref().map(|l| l.path.clone()),
+                listener_metadata: plan
+                    .seccomp_listener
+                    .as_ref()
+                    .map(|l| l.metadata.clone())
+                    .unwrap_or_default(),
+            },
+            bundle: listener.bundle,
+            annotations: listener.annotations,
+        })
+    });
     if let Some(dir) = state_dir {
         let stored = match stored_state(&container, &spec, rootfs) {
             Ok(stored) => stored,
@@ -209,6 +234,7 @@ fn stored_state(c: &Container, spec: &Spec, rootfs: std::path::PathBuf) -> Resul
             .into_iter()
             .collect(),
         hooks: spec.oci().hooks().clone(),
+        seccomp: c.seccomp.as_ref().map(|s| s.stored.clone()),
     })
 }
 
@@ -239,6 +265,7 @@ impl Made {
             stored: None,
             cgroup: None,
             hooks: None,
+            seccomp: None,
         };
         for (index, parent) in self.stdio.into_iter().enumerate() {
             let Some(parent) = parent else { continue };
@@ -259,6 +286,7 @@ impl Made {
 async fn spawn_and_handshake(
     runtime: &Runtime,
     id: &str,
+    spec: &Spec,
     plan: &plan::Plan,
     opts: CreateOptions,
     guard: &mut Abort,
@@ -375,7 +403,11 @@ async fn spawn_and_handshake(
         _ => init,
     };
     let fifo = fifo.as_ref().map(|f| f.as_fd());
-    let console = handshake(id, &socket, process, init, fifo, &detached, hooks).await?;
+    let listener = plan
+        .seccomp_listener
+        .as_ref()
+        .map(|l| (l, ListenerState::of(spec)));
+    let console = handshake(id, &socket, process, init, fifo, &detached, hooks, listener).await?;
     Ok(Made {
         socket,
         start_via,
@@ -458,7 +490,29 @@ fn clone_init(
     sys::spawn_init(clone_flags, &child).map_err(|e| Error::sys("clone3", e))
 }
 
-/// Sync 1–3: send the spec, relay logs and the console, until `Ready`.
+/// The bundle and annotations for the seccomp agent's state JSON.
+struct ListenerState {
+    bundle: std::path::PathBuf,
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl ListenerState {
+    fn of(spec: &Spec) -> Self {
+        ListenerState {
+            bundle: spec.bundle().to_path_buf(),
+            annotations: spec
+                .oci()
+                .annotations()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
+/// Sync 1–3: send the spec, relay logs, the console and the seccomp
+/// listener fd, until `Ready`.
 async fn handshake(
     id: &str,
     socket: &InitSocket,
@@ -467,6 +521,7 @@ async fn handshake(
     fifo: Option<std::os::fd::BorrowedFd<'_>>,
     detached: &[crate::idmap::Detached],
     hooks: Option<&HookContext>,
+    listener: Option<(&plan::seccomp::Listener, ListenerState)>,
 ) -> Result<Option<OwnedFd>> {
     // sync 1: the spec (+ the FIFO's O_PATH fd in FIFO mode); sync 1a: the
     // detached mounts, which the init takes as it reaches their ops.
@@ -490,6 +545,22 @@ async fn handshake(
             Ok((ToParent::Log(record), _)) => emit(&record),
             // Between sync 1 and 2: the pty master, when process.terminal.
             Ok((ToParent::Console, fd)) => console = fd,
+            // sync 1c: the seccomp filter is loaded; its notification fd
+            // goes to the agent before the init can wait on it.
+            Ok((ToParent::SeccompListener, Some(fd))) if listener.is_some() => {
+                let (l, s) = listener.as_ref().expect("checked by the guard");
+                let pid = process.pid().as_raw_nonzero().get();
+                let state = crate::seccomp_notify::ProcessState {
+                    id,
+                    pid,
+                    container_pid: pid,
+                    status: "creating",
+                    bundle: &s.bundle,
+                    annotations: &s.annotations,
+                };
+                crate::seccomp_notify::deliver(l, fd, &state).await?;
+                debug!(path = ?l.path, "seccomp listener fd delivered");
+            }
             // sync 1b: mounts done, before pivot_root: prestart and
             // createRuntime, in the runtime namespace.
             Ok((ToParent::RunHooks, _)) if hooks.is_some() => {
@@ -501,7 +572,10 @@ async fn handshake(
                     .await
                     .map_err(|e| protocol_err(id, e))?;
             }
-            Ok((other @ (ToParent::ExecPid(_) | ToParent::RunHooks), _)) => {
+            Ok((
+                other @ (ToParent::ExecPid(_) | ToParent::RunHooks | ToParent::SeccompListener),
+                _,
+            )) => {
                 let kind = message_kind(&other);
                 return Err(protocol_err(
                     id,

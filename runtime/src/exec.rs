@@ -11,6 +11,7 @@
 //! sequence". This module decides order and owns the handles; the kernel
 //! work is in `sys` (the clone), `cgroup_join` and `corral-init`.
 
+use crate::seccomp_notify::{ExecSeccomp, ProcessState};
 use std::ffi::c_char;
 use std::future::{Future, IntoFuture};
 use std::os::fd::{AsFd, OwnedFd};
@@ -63,6 +64,7 @@ impl Container {
             target,
             process,
         )
+        .with_seccomp(self.seccomp.clone())
     }
 }
 
@@ -71,8 +73,16 @@ impl Runtime {
     /// process may have created: `corral exec`). The recorded pid is
     /// trusted only with its start time (see [`StoredState`](crate::StoredState)).
     pub fn exec_by_id(&self, id: &str, process: Process) -> Exec {
+        let mut seccomp = None;
         let target = self.state_dir().and_then(|dir| {
             let stored = dir.read(id)?;
+            seccomp = stored.seccomp.clone().map(|s| {
+                Box::new(ExecSeccomp {
+                    stored: s,
+                    bundle: stored.bundle.clone(),
+                    annotations: stored.annotations.clone(),
+                })
+            });
             match stored.status() {
                 Status::Stopped => return Err(stopped(id)),
                 // Its init would join a frozen cgroup and hang there.
@@ -88,7 +98,7 @@ impl Runtime {
             let fd = stored.open_pidfd()?.ok_or_else(|| stopped(id))?;
             Ok((fd, stored.pid))
         });
-        Exec::new(self.clone(), id.to_owned(), target, process)
+        Exec::new(self.clone(), id.to_owned(), target, process).with_seccomp(seccomp)
     }
 }
 
@@ -115,6 +125,8 @@ pub struct Exec {
     process: Process,
     stdio: [Stdio; 3],
     detached: bool,
+    /// The container's seccomp filter, loaded into the process too.
+    seccomp: Option<Box<ExecSeccomp>>,
 }
 
 impl Exec {
@@ -126,7 +138,13 @@ impl Exec {
             process,
             stdio: [Stdio::Inherit, Stdio::Inherit, Stdio::Inherit],
             detached: false,
+            seccomp: None,
         }
+    }
+
+    fn with_seccomp(mut self, seccomp: Option<Box<ExecSeccomp>>) -> Self {
+        self.seccomp = seccomp;
+        self
     }
 
     /// The process's stdin (fd 0). Ignored with a terminal.
@@ -295,6 +313,7 @@ async fn spawn(exec: Exec) -> Result<ExecProcess> {
         process,
         stdio: [s0, s1, s2],
         detached,
+        seccomp,
     } = exec;
     let (target, target_pid) = target?;
     let spec = ExecSpec {
@@ -303,6 +322,7 @@ async fn spawn(exec: Exec) -> Result<ExecProcess> {
         namespaces: namespaces_to_join(target_pid)?,
         process: crate::plan::process_spec(&process)?,
         kill_on_parent_death: !detached,
+        seccomp: seccomp.as_ref().map(|s| s.stored.program.clone()),
     };
     let cgroups = cgroup_join::Target::of(target_pid, runtime.layout())?;
     let prepared = [
@@ -331,7 +351,7 @@ async fn spawn(exec: Exec) -> Result<ExecProcess> {
     let result = async {
         let socket =
             InitSocket::new(parent_end).map_err(|e| Error::sys("register init socket", e))?;
-        handshake(&id, &socket, &target, &spec, &mut guard).await
+        handshake(&id, &socket, &target, &spec, seccomp.as_deref(), &mut guard).await
     }
     .await;
     let console = match result {
@@ -430,8 +450,10 @@ async fn handshake(
     socket: &InitSocket,
     target: &OwnedFd,
     spec: &ExecSpec,
+    seccomp: Option<&ExecSeccomp>,
     guard: &mut Abort,
 ) -> Result<Option<OwnedFd>> {
+    let listener = seccomp.and_then(|s| s.listener().map(|l| (s, l)));
     // exec sync 1: the request, with the target's pidfd.
     if let Err(e) = socket.send_exec(spec, target.as_fd()).await {
         if !peer_gone(&e) {
@@ -459,6 +481,22 @@ async fn handshake(
             }
             // exec sync 3: the pty master, when process.terminal.
             Ok((ToParent::Console, fd)) if guard.child.is_some() => console = fd,
+            // The process's own seccomp listener fd, for the agent.
+            Ok((ToParent::SeccompListener, Some(fd)))
+                if guard.child.is_some() && listener.is_some() =>
+            {
+                let (s, l) = listener.as_ref().expect("checked by the guard");
+                let child = guard.child.as_ref().expect("checked by the guard");
+                let state = ProcessState {
+                    id,
+                    pid: child.pid().as_raw_nonzero().get(),
+                    container_pid: spec.target_pid,
+                    status: "running",
+                    bundle: &s.bundle,
+                    annotations: &s.annotations,
+                };
+                crate::seccomp_notify::deliver(l, fd, &state).await?;
+            }
             Ok((ToParent::Log(record), _)) => emit(&record),
             Ok((ToParent::Error(source), _)) => {
                 return Err(Error::Init {

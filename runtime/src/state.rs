@@ -51,6 +51,23 @@ pub struct StoredState {
     /// `delete`).
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The container's seccomp filter, for the processes `exec` starts.
+    #[serde(default)]
+    pub seccomp: Option<StoredSeccomp>,
+}
+
+/// A container's compiled seccomp filter, loaded again into every process
+/// `exec` starts in it, as runc does; with NOTIFY rules each such process
+/// gets its own listener fd, sent to the same agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSeccomp {
+    /// The program and its `SECCOMP_FILTER_FLAG_*` bits.
+    pub program: corral_protocol::SeccompProgram,
+    /// `linux.seccomp.listenerPath`, with NOTIFY rules.
+    pub listener_path: Option<PathBuf>,
+    /// `linux.seccomp.listenerMetadata`.
+    #[serde(default)]
+    pub listener_metadata: String,
 }
 
 /// Lifecycle status, as the OCI runtime spec names it.
@@ -357,6 +374,7 @@ mod tests {
             annotations: BTreeMap::new(),
             cgroup: None,
             hooks: None,
+            seccomp: None,
         };
         dir.write(&st).unwrap();
         assert_eq!(dir.read("c1").unwrap(), st);

@@ -51,6 +51,11 @@ img=localhost/corral-busybox:latest
 out=$(t "${P[@]}" run --rm "$img" echo hi 2>&1)
 expect "run --rm prints hi" "hi" "$out"
 
+# podman sends its default seccomp profile (hundreds of names, the
+# x86_64/x86/x32 family): the runtime must compile and load it.
+out=$(t "${P[@]}" run --rm "$img" sh -c 'grep "^Seccomp:" /proc/self/status' 2>&1)
+expect "podman's default seccomp profile is loaded (filter mode)" "$(printf 'Seccomp:\t2')" "$out"
+
 t "${P[@]}" run --rm "$img" sh -c 'exit 3' >/dev/null 2>&1
 expect "run exits with the process's code" 3 $?
 
@@ -63,6 +68,8 @@ id=$(t "${P[@]}" run -d "$img" sh -c "$SLEEPER" 2>&1)
 [ $? -eq 0 ] && ok "run -d" || not_ok "run -d" "$id"
 out=$(t "${P[@]}" exec "$id" echo from-exec 2>&1)
 expect "exec prints" from-exec "$out"
+out=$(t "${P[@]}" exec "$id" sh -c 'grep "^Seccomp:" /proc/self/status' 2>&1)
+expect "exec runs under the container's seccomp filter" "$(printf 'Seccomp:\t2')" "$out"
 t "${P[@]}" exec "$id" sh -c 'exit 5' >/dev/null 2>&1
 expect "exec exits with the process's code" 5 $?
 out=$(t "${P[@]}" top "$id" 2>&1)

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub mod cli;
+pub mod seccomp_agent;
 
 pub use corral_testbins::{bin_path, build_busybox_rootfs, shared_rootfs};
 

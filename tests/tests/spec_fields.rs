@@ -424,25 +424,313 @@ async fn seccomp_argument_conditions_select_the_call() {
 }
 
 #[tokio::test]
-async fn seccomp_notify_and_foreign_architectures_are_refused() {
+async fn seccomp_bad_notify_listener_and_architectures_are_refused() {
     require_root();
     let _serial = serial().await;
+    let notify = |extra: serde_json::Value| {
+        let mut p = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        with_seccomp(&["/probe"], p)
+    };
+    // NOTIFY needs the agent's socket; it must be absolute.
+    assert_refused(notify(serde_json::json!({})), "linux.seccomp.listenerPath").await;
+    assert_refused(
+        notify(serde_json::json!({"listenerPath": "agent.sock"})),
+        "linux.seccomp.listenerPath",
+    )
+    .await;
+    assert_refused(
+        notify(serde_json::json!({"listenerPath": "/a.sock", "defaultAction": "SCMP_ACT_NOTIFY"})),
+        "linux.seccomp.defaultAction",
+    )
+    .await;
     let spec = with_seccomp(
         &["/probe"],
         serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
-        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+        "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}),
     );
-    assert_refused(spec, "linux.seccomp.syscalls[0].action").await;
+    assert_refused(spec, "linux.seccomp.flags").await;
+    // No syscall table for PA-RISC.
     let spec = with_seccomp(
         &["/probe"],
         serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
-        "listenerPath": "/run/x.sock"}),
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_PARISC"]}),
     );
-    assert_refused(spec, "linux.seccomp.listenerPath").await;
+    assert_refused(spec, "linux.seccomp.architectures[1]").await;
+}
+
+#[test]
+fn seccomp_unknown_arch_and_flag_names_fail_loading_the_bundle() {
+    for (field, bad) in [
+        ("architectures", serde_json::json!(["SCMP_ARCH_BOGUS"])),
+        ("flags", serde_json::json!(["SECCOMP_FILTER_FLAG_BOGUS"])),
+    ] {
+        let tmp = TempDir::new("seccomp-bad");
+        let mut config = serde_json::to_value(probe_spec(&["/probe"]).oci()).unwrap();
+        config["linux"]["seccomp"] =
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", field: bad});
+        std::fs::write(tmp.path().join("config.json"), config.to_string()).unwrap();
+        let err = Spec::from_bundle(tmp.path()).unwrap_err();
+        let chain = format!("{:#}", anyhow::Error::from(err));
+        assert!(chain.contains("BOGUS"), "{chain}");
+    }
+}
+
+/// A listening agent's socket in `tmp`.
+fn agent_socket(tmp: &TempDir) -> (std::path::PathBuf, tokio::net::UnixListener) {
+    let path = tmp.path().join("agent.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    (path, listener)
+}
+
+/// mkdir and mkdirat fail with EXDEV, getpid returns 4242; nothing else
+/// is notified.
+fn agent_answer(nr: i32, _args: [u64; 6]) -> corral_tests::seccomp_agent::Answer {
+    match i64::from(nr) {
+        libc::SYS_mkdir | libc::SYS_mkdirat => Err(libc::EXDEV),
+        libc::SYS_getpid => Ok(4242),
+        other => panic!("unexpected notification for syscall {other}"),
+    }
+}
+
+/// Runs `spec` with piped stdout; returns the container's pid, status and
+/// output.
+async fn run_with_pid(spec: Spec) -> (i32, corral::ExitStatus, String) {
+    use tokio::io::AsyncReadExt;
+    let mut c = runtime()
+        .create(unique_id("notify"), spec)
+        .stdout(corral::Stdio::piped())
+        .await
+        .unwrap();
+    let pid = c.pid();
+    let mut out = c.take_stdout().unwrap();
+    c.start().await.unwrap();
+    let mut text = String::new();
+    out.read_to_string(&mut text).await.unwrap();
+    let status = c.wait().await.unwrap();
+    c.delete().await.unwrap();
+    (pid, status, text)
+}
+
+#[tokio::test]
+async fn seccomp_notify_hands_the_fd_to_the_agent_whose_answer_is_the_result() {
+    require_root();
+    let _serial = serial().await;
+    // With and without noNewPrivileges (the filter is loaded before Ready
+    // either way), and with WAIT_KILLABLE_RECV once.
+    for (args, nnp, flags, want) in [
+        (
+            ["/probe", "mkdir", "/dev/shm/d"],
+            true,
+            vec![],
+            libc::EXDEV.to_string(),
+        ),
+        (
+            ["/probe", "getpid", ""],
+            false,
+            vec!["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+            "4242".to_owned(),
+        ),
+    ] {
+        let tmp = TempDir::new("notify");
+        let (path, listener) = agent_socket(&tmp);
+        let agent = tokio::spawn(corral_tests::seccomp_agent::serve(listener, agent_answer));
+        let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
+        let mut spec = with_seccomp(
+            &args,
+            serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                "listenerPath": path,
+                "listenerMetadata": "agent-meta",
+                "flags": flags,
+                "syscalls": [{"names": ["mkdir", "mkdirat", "getpid"], "action": "SCMP_ACT_NOTIFY"}]
+            }),
+        );
+        spec.oci_mut()
+            .process_mut()
+            .as_mut()
+            .unwrap()
+            .set_no_new_privileges(Some(nnp));
+        let (pid, status, out) = run_with_pid(spec).await;
+        assert!(status.success(), "{status}: {out}");
+        assert_eq!(out.trim(), want, "the agent's answer");
+        let (state, answered) = agent.await.unwrap().unwrap();
+        assert!(answered >= 1, "{answered} answered");
+        assert_eq!(state["fds"], serde_json::json!(["seccompFd"]), "{state}");
+        assert_eq!(state["pid"], pid, "{state}");
+        assert_eq!(state["metadata"], "agent-meta", "{state}");
+        assert_eq!(state["state"]["pid"], pid, "{state}");
+        assert_eq!(state["state"]["status"], "creating", "{state}");
+        assert!(
+            state["state"]["id"]
+                .as_str()
+                .unwrap()
+                .starts_with("notify-"),
+            "{state}"
+        );
+        assert!(state["ociVersion"].is_string(), "{state}");
+    }
+}
+
+#[tokio::test]
+async fn seccomp_filter_applies_to_exec_and_each_exec_gets_its_own_listener_fd() {
+    use corral_tests::seccomp_agent::{answer_until_gone, receive};
+    use tokio::io::AsyncReadExt;
+    require_root();
+    let _serial = serial().await;
+    let tmp = TempDir::new("notify-exec");
+    let (path, listener) = agent_socket(&tmp);
+    // ERRNO on mkdir for the plain filter; the NOTIFY profile sends mkdir
+    // and mkdirat to the agent (EXDEV).
+    for notify in [false, true] {
+        let rule = if notify {
+            serde_json::json!({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"})
+        } else {
+            serde_json::json!({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1})
+        };
+        let spec = with_seccomp(
+            &["/probe", "sleep", "30"],
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "listenerPath": path, "listenerMetadata": "exec-meta", "syscalls": [rule]}),
+        );
+        let rt = runtime_in(&tmp);
+        let create = rt.create(unique_id("sc-exec"), spec);
+        let (mut c, first) = if notify {
+            let (c, got) = tokio::join!(create, receive(&listener));
+            let (state, fd) = got.unwrap();
+            assert_eq!(state["state"]["status"], "creating", "{state}");
+            (
+                c.unwrap(),
+                Some(tokio::spawn(answer_until_gone(fd, agent_answer))),
+            )
+        } else {
+            (create.await.unwrap(), None)
+        };
+        c.start().await.unwrap();
+        let mut process = corral::oci_spec::runtime::Process::default();
+        process.set_args(Some(vec![
+            "/probe".into(),
+            "mkdir".into(),
+            "/dev/shm/e".into(),
+        ]));
+        process.set_cwd("/".into());
+        let exec = c.exec(process).stdout(corral::Stdio::piped());
+        let mut p = if notify {
+            let (p, got) = tokio::join!(exec.into_future(), receive(&listener));
+            let p = p.unwrap();
+            let (state, fd) = got.unwrap();
+            // The exec'd process's own pid; the container's in `state`.
+            assert_eq!(state["pid"], p.pid(), "{state}");
+            assert_eq!(state["state"]["pid"], c.pid(), "{state}");
+            assert_eq!(state["state"]["status"], "running", "{state}");
+            assert_eq!(state["metadata"], "exec-meta", "{state}");
+            tokio::spawn(answer_until_gone(fd, agent_answer));
+            p
+        } else {
+            exec.await.unwrap()
+        };
+        let mut out = String::new();
+        p.take_stdout()
+            .unwrap()
+            .read_to_string(&mut out)
+            .await
+            .unwrap();
+        assert!(p.wait().await.unwrap().success());
+        let want = if notify { libc::EXDEV } else { libc::EPERM };
+        assert_eq!(
+            out.trim(),
+            want.to_string(),
+            "exec'd mkdir (notify: {notify})"
+        );
+        c.kill(libc::SIGKILL).unwrap();
+        c.wait().await.unwrap();
+        c.delete().await.unwrap();
+        if let Some(first) = first {
+            first.await.unwrap().unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn seccomp_notify_without_a_listening_agent_fails_create_and_leaves_nothing() {
+    require_root();
+    let _serial = serial().await;
+    let tmp = TempDir::new("notify-gone");
+    let before = child_count();
     let spec = with_seccomp(
         &["/probe"],
         serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": ["SCMP_ARCH_PPC64"]}),
+            "listenerPath": tmp.path().join("nobody.sock"),
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
     );
-    assert_refused(spec, "linux.seccomp.architectures[0]").await;
+    let err = runtime_in(&tmp)
+        .create(unique_id("notify-gone"), spec)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("linux.seccomp.listenerPath"),
+        "{err}"
+    );
+    assert_eq!(child_count(), before, "a child was left");
+    assert_state_empty(&tmp);
+}
+
+/// The shape of docker's and podman's default profile: default
+/// ERRNO(ENOSYS), about 370 names allowed on x86_64, x86 and x32, some
+/// with argument rules.
+fn default_shaped_profile(denied: &[&str]) -> serde_json::Value {
+    let names: Vec<&str> = include_str!("../data/seccomp_names.txt")
+        .lines()
+        .filter(|n| !n.is_empty() && !denied.contains(n) && *n != "personality")
+        .collect();
+    assert!(names.len() > 300, "{} names", names.len());
+    serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 38,
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            {"names": names, "action": "SCMP_ACT_ALLOW"},
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 0xffffffffu64, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 2114060288u64, "op": "SCMP_CMP_MASKED_EQ", "valueTwo": 0}]},
+            {"names": denied, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+        ]
+    })
+}
+
+#[tokio::test]
+async fn seccomp_default_shaped_profile_loads_and_the_workload_runs() {
+    require_root();
+    let _serial = serial().await;
+    // Real work under the profile: probe info walks /proc, reads files,
+    // stats, and prints; mkdir is denied by a rule, fork allowed.
+    let profile = default_shaped_profile(&["mkdir", "mkdirat"]);
+    let info = probe_info(
+        &runtime(),
+        with_seccomp(&["/probe", "info"], profile.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(info["seccomp"], 2, "filter mode: {info}");
+    let (status, out) = run_capture(
+        &runtime(),
+        with_seccomp(&["/probe", "mkdir", "/dev/shm/d"], profile.clone()),
+    )
+    .await
+    .unwrap();
+    assert!(status.success(), "{status}: {out}");
+    assert_eq!(out.trim(), libc::EPERM.to_string());
+    let (status, out) = run_capture(&runtime(), with_seccomp(&["/probe", "fork", "3"], profile))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}: {out}");
+    let forked: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(forked["started"], 3, "{forked}");
 }

@@ -107,6 +107,8 @@ fn every_message_round_trips() {
     round_trip(ToParent::Log(record), vec![]);
     let (_r, w) = pipe();
     round_trip(ToParent::Console, vec![w]);
+    let (_r, w) = pipe();
+    round_trip(ToParent::SeccompListener, vec![w]);
 }
 
 #[test]
@@ -117,6 +119,7 @@ fn exec_messages_round_trip_with_exactly_one_fd() {
         namespaces: 0x6c02_0000,
         process: sample_spec(StartVia::Socket).process,
         kill_on_parent_death: true,
+        seccomp: None,
     }));
     let (_r, w) = pipe();
     round_trip(exec.clone(), vec![w]);
@@ -239,7 +242,7 @@ fn unknown_version_is_rejected() {
 
 #[test]
 fn unknown_kind_is_rejected() {
-    for kind in [0, 7, 15, 22, 255] {
+    for kind in [0, 7, 15, 23, 255] {
         let err = decode_frame::<ToParent>(&frame(kind, b""), vec![]).unwrap_err();
         assert!(matches!(err, Error::UnknownKind { kind: k } if k == kind));
         let err = decode_frame::<ToInit>(&frame(kind, b""), vec![]).unwrap_err();
@@ -330,8 +333,13 @@ fn invalid_json_is_a_decode_error() {
 
 #[test]
 fn wrong_fd_count_is_rejected_and_closes_the_fds() {
-    let cases: [(Vec<u8>, usize, Kind); 4] = [
+    let cases: [(Vec<u8>, usize, Kind); 5] = [
         (encode_frame(&ToParent::Ready).unwrap(), 1, Kind::Ready),
+        (
+            encode_frame(&ToParent::SeccompListener).unwrap(),
+            0,
+            Kind::SeccompListener,
+        ),
         (encode_frame(&ToParent::Console).unwrap(), 0, Kind::Console),
         (encode_frame(&ToParent::Console).unwrap(), 2, Kind::Console),
         (

@@ -14,7 +14,7 @@ mod mounts;
 pub(crate) mod names;
 mod netdev;
 mod sched;
-mod seccomp;
+pub(crate) mod seccomp;
 mod userns;
 
 use std::collections::HashSet;
@@ -48,6 +48,8 @@ pub(crate) struct Plan {
     pub net_devices: Vec<NetDevice>,
     /// Idmapped binds the runtime makes and sends to the init, in op order.
     pub idmapped: Vec<IdmapRequest>,
+    /// Where the seccomp user-notification fd goes, with NOTIFY rules.
+    pub seccomp_listener: Option<seccomp::Listener>,
 }
 
 /// Builds the plan for container `id`.
@@ -119,6 +121,7 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
             Error::invalid("linux.rootfsPropagation", format!("unknown value {p:?}"))
         })?,
     };
+    let (seccomp, seccomp_listener) = seccomp::plan(linux.seccomp().as_ref())?;
     let init = InitSpec {
         container_id: id.to_owned(),
         rootfs: RawPath::from(rootfs),
@@ -136,7 +139,7 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         sysctls: sysctls(linux, &namespaces)?,
         process: process_spec(process)?,
         start_via,
-        seccomp: seccomp::plan(linux.seccomp().as_ref())?,
+        seccomp,
         hooks: hooks_plan(oci)?,
         personality: personality(linux)?,
         memory_policy: mempolicy::plan(linux.memory_policy().as_ref(), cpus::possible_nodes)?,
@@ -149,6 +152,7 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         joins,
         net_devices,
         idmapped,
+        seccomp_listener,
     })
 }
 
