@@ -52,6 +52,7 @@ use corral_protocol::{InitChannel, Request};
 use crate::error::{Error, Result};
 
 fn main() {
+    sys::reset_inherited_ignored_signals();
     // sync 0 ends here: adopt the init socket (fd 3) the runtime placed.
     let channel = channel::connect();
     let Err(error) = run(channel);

@@ -168,23 +168,85 @@ impl ExecArgs {
     }
 }
 
-/// `execve(path, argv, envp)`—returns only on failure, with its errno.
+/// Puts back the default action of every signal this process inherited
+/// as ignored, except `SIGPIPE`, which stays ignored until [`execve`] (the
+/// init's own writes to a closed socket must fail with `EPIPE`, not kill
+/// it). Called first thing in `main`.
 ///
-/// First restores the signal state a workload expects: an ignored signal
-/// stays ignored across `execve` (signal(7)), and the Rust runtime ignores
-/// `SIGPIPE`, as whoever started the runtime may have ignored others
-/// (`nohup`, Python's `SIGXFSZ`); so every signal goes back to its default
-/// action, as systemd does for its services, and none stays blocked.
-pub fn execve(args: &ExecArgs) -> Errno {
+/// An ignored signal stays ignored across `execve` (signal(7)), and
+/// whoever started the runtime may have ignored some (`nohup`, Python's
+/// `SIGXFSZ`), so the workload would inherit them; handlers, the other
+/// non-default disposition, are reset by `execve` itself, and the init
+/// installs none of its own. The ignored set is read from `SigIgn` in
+/// `/proc/self/status`, so only those signals cost a call; without a
+/// readable `/proc` every signal is reset. Doing it here rather than just
+/// before `execve` keeps it off a warm pool's start path.
+pub fn reset_inherited_ignored_signals() {
+    let ignored = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| sig_ignored(&status))
+        .unwrap_or(u64::MAX);
     for signal in 1..=64 {
-        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP || signal == libc::SIGPIPE {
             continue;
         }
-        // SAFETY: signal(2) with SIG_DFL installs no handler, so no code of
-        // ours can run asynchronously; numbers the libc reserves or that do
-        // not exist fail with EINVAL, which changes nothing.
-        unsafe { libc::signal(signal, libc::SIG_DFL) };
+        if ignored & (1u64 << (signal - 1)) == 0 {
+            continue;
+        }
+        set_default_action(signal);
     }
+}
+
+/// `rt_sigaction(signal, SIG_DFL)` as a raw syscall: the libc's wrappers
+/// refuse the real-time signals it reserves for itself (32 and 33 with
+/// glibc), which a caller may still have left ignored.
+fn set_default_action(signal: i32) {
+    /// The kernel's `struct sigaction` on x86_64 and aarch64: handler,
+    /// flags, restorer, mask.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let action = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: rt_sigaction(2) reads one kernel `struct sigaction` at the
+    // pointer, which points at `action`, a live local of that layout, with
+    // the kernel's sigset size (8 bytes); the old-action pointer is null.
+    // SIG_DFL installs no handler, so no code of ours can run
+    // asynchronously; a number that cannot be changed fails with EINVAL,
+    // which changes nothing.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signal,
+            &action as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
+        )
+    };
+}
+
+/// The `SigIgn:` mask of a `/proc/<pid>/status` text (bit n-1: signal n).
+fn sig_ignored(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+    u64::from_str_radix(line.trim(), 16).ok()
+}
+
+/// `execve(path, argv, envp)`—returns only on failure, with its errno.
+///
+/// First restores the signal state a workload expects: `SIGPIPE` back to
+/// its default action (the Rust runtime ignores it; every other inherited
+/// ignored signal was reset at start, see
+/// [`reset_inherited_ignored_signals`]) and no signal blocked.
+pub fn execve(args: &ExecArgs) -> Errno {
+    set_default_action(libc::SIGPIPE);
     // SAFETY: `sigset_t` is plain data, valid when zeroed; sigemptyset(3)
     // and sigprocmask(2) write/read only `set`, a live local, and a null
     // old-set pointer is allowed.
@@ -476,4 +538,14 @@ pub fn set_memory_policy(mode: u32, flags: u32, nodes: &[u32]) -> io::Result<()>
         )
     };
     if ret == 0 { Ok(()) } else { Err(last_errno()) }
+}
+
+#[cfg(test)]
+mod signal_tests {
+    #[test]
+    fn sig_ignored_reads_the_status_mask() {
+        let status = "Name:\tx\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001001\nSigCgt:\t0\n";
+        assert_eq!(super::sig_ignored(status), Some(0x1001));
+        assert_eq!(super::sig_ignored("Name:\tx\n"), None);
+    }
 }

@@ -148,3 +148,45 @@ fn features_is_the_runtime_spec_document() {
     assert_eq!(doc["linux"]["cgroup"]["systemd"], false);
     assert_eq!(doc["linux"]["seccomp"]["enabled"], true);
 }
+
+/// Signals the caller ignored are not passed on to the workload: the
+/// shell that starts `corral run` ignores three, and the process in the
+/// container sees none ignored and none blocked (`/proc/self/status`).
+#[test]
+fn signals_ignored_by_the_caller_are_default_in_the_container() {
+    require_root();
+    let mut w = CliWorld::new("sigign");
+    w.bundle
+        .set_args(&["cat", "/proc/self/status"])
+        .set_terminal(false);
+    let id = w.id("sigign");
+    let _guard = w.corral.guard(&id);
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' USR1 HUP PIPE; exec \"$0\" \"$@\"")
+        .arg(corral_bin())
+        .arg("--root")
+        .arg(w.corral.root())
+        .args([OsStr::new("run"), OsStr::new("--bundle")])
+        .arg(w.bundle.path())
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run sh");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}: {text}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            .to_owned()
+    };
+    assert_eq!(field("SigIgn:"), "0000000000000000", "{text}");
+    assert_eq!(field("SigBlk:"), "0000000000000000", "{text}");
+}
