@@ -407,7 +407,12 @@ async fn spawn_and_handshake(
         .seccomp_listener
         .as_ref()
         .map(|l| (l, ListenerState::of(spec)));
-    let console = handshake(id, &socket, process, init, fifo, &detached, hooks, listener).await?;
+    let out = Outgoing {
+        init,
+        fifo,
+        detached: &detached,
+    };
+    let console = handshake(id, &socket, process, out, hooks, listener).await?;
     Ok(Made {
         socket,
         start_via,
@@ -511,22 +516,28 @@ impl ListenerState {
     }
 }
 
+/// What sync 1 and 1a send the init: its spec, the FIFO's O_PATH fd in
+/// FIFO mode, and the detached mounts.
+struct Outgoing<'a> {
+    init: &'a corral_protocol::InitSpec,
+    fifo: Option<std::os::fd::BorrowedFd<'a>>,
+    detached: &'a [crate::idmap::Detached],
+}
+
 /// Sync 1–3: send the spec, relay logs, the console and the seccomp
 /// listener fd, until `Ready`.
 async fn handshake(
     id: &str,
     socket: &InitSocket,
     process: &PidFd,
-    init: &corral_protocol::InitSpec,
-    fifo: Option<std::os::fd::BorrowedFd<'_>>,
-    detached: &[crate::idmap::Detached],
+    out: Outgoing<'_>,
     hooks: Option<&HookContext>,
     listener: Option<(&plan::seccomp::Listener, ListenerState)>,
 ) -> Result<Option<OwnedFd>> {
     // sync 1: the spec (+ the FIFO's O_PATH fd in FIFO mode); sync 1a: the
     // detached mounts, which the init takes as it reaches their ops.
-    let mut sent = socket.send_spec(init, fifo).await;
-    for d in detached {
+    let mut sent = socket.send_spec(out.init, out.fifo).await;
+    for d in out.detached {
         if sent.is_err() {
             break;
         }
