@@ -271,10 +271,38 @@ impl CgroupContext<'_> {
             detached: false,
             copy_up: false,
         }];
+        // Read-only binds: bound plain, then made read-only (and nosuid,
+        // nodev, noexec as asked) all at once by one recursive
+        // `mount_setattr` on the tmpfs at the end, instead of a remount
+        // per hierarchy: 11 calls fewer with runc's default config.
+        let bind_once = flags & ro != 0 && !self.cgroupns;
+        let hierarchy_flags = if bind_once { 0 } else { flags };
         for h in self.layout.hierarchies() {
-            ops.push(self.hierarchy_op(h, dest.join(&h.name), flags));
+            ops.push(self.hierarchy_op(h, dest.join(&h.name), hierarchy_flags));
         }
-        if flags & ro != 0 {
+        if bind_once {
+            let mut set = MOUNT_ATTR_RDONLY;
+            for (ms, attr) in [
+                (libc::MS_NOSUID, MOUNT_ATTR_NOSUID),
+                (libc::MS_NODEV, MOUNT_ATTR_NODEV),
+                (libc::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+            ] {
+                if flags & ms != 0 {
+                    set |= attr;
+                }
+            }
+            ops.push(MountOp {
+                source: Some("tmpfs".into()),
+                destination: RawPath::from(dest),
+                fstype: Some("tmpfs".into()),
+                flags: fs_flags | ro | libc::MS_REMOUNT,
+                propagation: 0,
+                data: None,
+                recursive: Some(MountAttr { set, clear: 0 }),
+                detached: false,
+                copy_up: false,
+            });
+        } else if flags & ro != 0 {
             ops.push(MountOp {
                 source: Some("tmpfs".into()),
                 destination: RawPath::from(dest),
@@ -545,13 +573,25 @@ mod tests {
             Path::new("/sys/fs/cgroup/memory/a/b")
         );
         assert_ne!(ops[2].flags & libc::MS_BIND, 0);
-        assert_ne!(ops[2].flags & libc::MS_RDONLY, 0);
+        assert_eq!(
+            ops[2].flags & (libc::MS_RDONLY | libc::MS_NOSUID),
+            0,
+            "binds are plain: no remount each"
+        );
         assert_eq!(
             ops[0].flags & libc::MS_RDONLY,
             0,
             "tmpfs is made ro only at the end"
         );
         assert_ne!(ops[4].flags & libc::MS_REMOUNT, 0);
+        assert_eq!(
+            ops[4].recursive,
+            Some(MountAttr {
+                set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
+                clear: 0
+            }),
+            "one recursive mount_setattr makes the tmpfs and every bind ro, nosuid"
+        );
     }
 
     #[test]
