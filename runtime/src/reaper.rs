@@ -23,26 +23,56 @@ pub(crate) fn kill_and_reap(process: PidFd, cgroup: Option<CgroupPaths>) {
             crate::cgroups::thaw_after_kill(cg, libc::SIGKILL);
         }
     }
+    let mut pending = Pending {
+        process: Some(process),
+        cgroup,
+    };
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
-            let span = tracing::debug_span!("reap", pid = process.pid().as_raw_nonzero().get());
+            let pid = pending
+                .process
+                .as_ref()
+                .map_or(0, |p| p.pid().as_raw_nonzero().get());
+            let span = tracing::debug_span!("reap", pid);
             handle.spawn(
                 async move {
-                    let _ = process.wait().await;
-                    if let Some(cg) = cgroup {
-                        if let Err(e) = crate::cgroups::tree::remove(&cg).await {
+                    if let Some(process) = &pending.process {
+                        let _ = process.wait().await;
+                    }
+                    drop(pending.process.take());
+                    if let Some(cg) = &pending.cgroup {
+                        if let Err(e) = crate::cgroups::tree::remove(cg).await {
                             tracing::error!(error = %e, "remove the cgroup of a dropped container");
                         }
                     }
+                    // Done: nothing left for the drop.
+                    drop(pending.cgroup.take());
                 }
                 .instrument(span),
             );
         }
-        Err(_) => {
+        // No runtime: `pending`'s drop does it all, blocking.
+        Err(_) => drop(pending),
+    }
+}
+
+/// What is left to do for a dropped container. Done by the reaping task;
+/// if that task is dropped unfinished (its tokio runtime shut down, as at
+/// the end of a `#[tokio::test]` or of a service), the rest is done here,
+/// blocking: the process was sent `SIGKILL`, so the wait is short, and a
+/// cgroup directory is never left behind.
+struct Pending {
+    process: Option<PidFd>,
+    cgroup: Option<CgroupPaths>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(process) = self.process.take() {
             process.kill_and_reap_blocking();
-            if let Some(cg) = cgroup {
-                crate::cgroups::tree::remove_blocking(&cg);
-            }
+        }
+        if let Some(cg) = self.cgroup.take() {
+            crate::cgroups::tree::remove_blocking(&cg);
         }
     }
 }

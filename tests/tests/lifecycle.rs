@@ -168,3 +168,54 @@ async fn container_sees_only_stdio_fds() {
     assert!(status.success());
     assert_eq!(out.trim(), "[0,1,2]");
 }
+
+/// The container's own v1 `pids`/`freezer` directories (or its v2
+/// directory on a pure v2 host), from `/proc/<pid>/cgroup`.
+fn own_cgroup_dirs(pid: i32, id: &str) -> Vec<std::path::PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let mut dirs = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+        let base = match controllers {
+            "pids" | "freezer" => format!("/sys/fs/cgroup/{controllers}"),
+            "" if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() => {
+                "/sys/fs/cgroup".to_owned()
+            }
+            _ => continue,
+        };
+        if path.contains(id) {
+            dirs.push(std::path::PathBuf::from(format!("{base}{path}")));
+        }
+    }
+    dirs
+}
+
+/// A dropped handle leaves no cgroup directory behind, even when its tokio
+/// runtime shuts down before the task that reaps it ever runs (the end of
+/// a `#[tokio::test]`, a service exiting): a current-thread runtime whose
+/// `block_on` returns right after the drop never polls that task.
+#[test]
+fn a_dropped_container_leaves_no_cgroup_when_its_runtime_shuts_down_first() {
+    require_root();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = unique_id("dropped");
+    let dirs = tokio.block_on(async {
+        let c = runtime()
+            .create(id.clone(), probe_spec(&["/probe", "pause"]))
+            .await
+            .unwrap();
+        let dirs = own_cgroup_dirs(c.pid(), &id);
+        assert!(!dirs.is_empty(), "the container has cgroup directories");
+        assert!(dirs.iter().all(|d| d.is_dir()), "{dirs:?}");
+        drop(c);
+        dirs
+    });
+    drop(tokio);
+    for d in &dirs {
+        assert!(!d.exists(), "{d:?} left behind");
+    }
+}
