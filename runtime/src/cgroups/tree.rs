@@ -35,9 +35,19 @@ pub(crate) fn create(paths: &mut CgroupPaths) -> Result<()> {
 /// `mkdir -p`, copying v1 cpuset's `cpus` and `mems` from the parent into
 /// each level that has none (a new cpuset cgroup starts empty, and the
 /// kernel refuses to move a process into it: ENOSPC). Levels made by a
-/// concurrent create may not be filled yet, so every level is checked,
-/// not only the ones made here. Whether the leaf was made here.
+/// concurrent create may not be filled yet, so with `cpuset` every level is
+/// checked, not only the ones made here; without, the common case is one
+/// `mkdir` (the parent exists). Whether the leaf was made here.
 fn make_dir(dir: &Path, cpuset: bool) -> io::Result<bool> {
+    if !cpuset {
+        // The common case in one call: the parent exists.
+        match std::fs::create_dir(dir) {
+            Ok(()) => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
     let made = if dir.is_dir() {
         false
     } else {
