@@ -88,9 +88,12 @@ fn startup(c: &mut Criterion) {
     });
     // Timed: taking a parked container until `start` returns (the
     // workload has exec'd). Its exit and delete happen outside the timing.
+    // Every start's own duration, for the per-start median the target
+    // names (criterion's estimates are over samples of many starts).
+    let each = std::sync::Mutex::new(Vec::new());
     group.bench_function(BenchmarkId::new("corral-lib-pool-start", ns), |b| {
         b.to_async(&tokio).iter_custom(|iters| {
-            let pool = &pool;
+            let (pool, each) = (&pool, &each);
             async move {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
@@ -102,7 +105,9 @@ fn startup(c: &mut Criterion) {
                         .start(["/bin/true"], None)
                         .await
                         .expect("start from pool");
-                    total += t.elapsed();
+                    let took = t.elapsed();
+                    total += took;
+                    each.lock().expect("not poisoned").push(took);
                     assert!(c.wait().await.expect("wait").success());
                     c.delete().await.expect("delete");
                 }
@@ -111,6 +116,18 @@ fn startup(c: &mut Criterion) {
         })
     });
     drop(pool);
+    let mut each = each.into_inner().expect("not poisoned");
+    if !each.is_empty() {
+        each.sort();
+        let at = |q: f64| each[((each.len() - 1) as f64 * q) as usize];
+        eprintln!(
+            "corral-lib-pool-start, per start over {} starts: median {:?}, p90 {:?}, p99 {:?}",
+            each.len(),
+            at(0.5),
+            at(0.9),
+            at(0.99)
+        );
+    }
     let cli = corral_cli();
     group.bench_function(BenchmarkId::new("corral-run", ns), |b| {
         b.iter(|| run_cli(&cli, &roots.join("corral"), &bundle, "cli"))
