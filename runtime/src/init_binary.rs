@@ -281,6 +281,74 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The init's own fd survives the child's fd placement even when it
+    /// is fd 3, the socket's target: a memfd sealed while fd 3 was free.
+    /// That happened in the test suite now and then (the child exited with
+    /// EACCES: it exec'd the socket). Run in a fresh copy of this test
+    /// binary, where fd 3 is the lowest free fd, so the memfd lands there.
+    #[test]
+    fn an_init_memfd_at_the_socket_target_fd_still_execs() {
+        const CHILD: &str = "CORRAL_TEST_INIT_AT_FD_3";
+        let name = "init_binary::tests::an_init_memfd_at_the_socket_target_fd_still_execs";
+        if std::env::var_os(CHILD).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--nocapture", "--test-threads=1"])
+                .env(CHILD, "1")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
+        let bin = InitBinary::embedded().unwrap();
+        let InitBinary::Sealed(memfd) = &bin else {
+            panic!("the embedded init is sealed")
+        };
+        assert_eq!(
+            std::os::fd::AsRawFd::as_raw_fd(memfd),
+            3,
+            "the scenario needs the memfd at fd 3"
+        );
+        let (parent_end, child_end) = corral_protocol::socketpair().unwrap();
+        let argv = [c"corral-init".as_ptr(), c"3".as_ptr(), std::ptr::null()];
+        let envp = [std::ptr::null()];
+        let plan = crate::sys::ChildPlan {
+            stdio: [None, None, None],
+            socket: child_end.as_fd(),
+            socket_target: 3,
+            init: bin.exec(),
+            argv: &argv,
+            envp: &envp,
+            kill_on_parent_death: true,
+            wait_for_maps: None,
+            join: &[],
+            become_root: false,
+            new_time: None,
+            join_pid: None,
+            cgroup: None,
+            cgroup_tasks: &[],
+            initial_affinity: None,
+            unshare_cgroupns: false,
+        };
+        let spawned = crate::sys::spawn_init(0, &plan).unwrap();
+        drop(child_end);
+        // The init finds its parent gone at its first receive and exits 1;
+        // a child that never exec'd it exits with the errno (EACCES, 13).
+        drop(parent_end);
+        let status = rustix::process::waitid(
+            rustix::process::WaitId::PidFd(spawned.pidfd.as_fd()),
+            rustix::process::WaitIdOptions::EXITED,
+        )
+        .unwrap()
+        .expect("exited");
+        assert_eq!(status.exit_status(), Some(1), "{status:?}");
+    }
+
     #[test]
     fn sealed_memfd_refuses_writes() {
         let bin = InitBinary::embedded().unwrap();

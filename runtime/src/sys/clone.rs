@@ -371,8 +371,14 @@ pub(super) fn child_after_clone(plan: &ChildPlan<'_>) -> ! {
             child_fail();
         }
         // Move every source out of 0..=target first, so that placing one
-        // never clobbers another.
+        // never clobbers another, nor the init's own fd (a memfd made
+        // while fd 3 was free is fd 3, which the socket is about to take:
+        // the exec would then run the socket and fail with EACCES).
         let floor = plan.socket_target + 1;
+        let init_fd = match plan.init {
+            InitExec::Fd(fd) => lift_fd(fd.as_raw_fd(), floor),
+            InitExec::Path(_) => -1,
+        };
         let mut sources = [-1; 4];
         for (slot, fd) in sources.iter_mut().zip(plan.stdio.iter()) {
             if let Some(fd) = fd {
@@ -388,10 +394,10 @@ pub(super) fn child_after_clone(plan: &ChildPlan<'_>) -> ! {
             }
         }
         match plan.init {
-            InitExec::Fd(fd) => {
+            InitExec::Fd(_) => {
                 libc::syscall(
                     libc::SYS_execveat,
-                    fd.as_raw_fd(),
+                    init_fd,
                     c"".as_ptr(),
                     plan.argv.as_ptr(),
                     plan.envp.as_ptr(),
