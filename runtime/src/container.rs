@@ -48,6 +48,9 @@ pub struct Container {
     pub(crate) hooks: Option<Box<HookContext>>,
     /// The seccomp filter, for the processes `exec` starts.
     pub(crate) seccomp: Option<Box<crate::seccomp_notify::ExecSeccomp>>,
+    /// Set on a container handed out by a [`Pool`](crate::Pool): wakes
+    /// the pool's refill when the caller first waits on it or lets it go.
+    pub(crate) refill: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 impl Container {
@@ -260,6 +263,11 @@ impl Container {
     /// Cancel-safe, and may be awaited from several tasks at once (through
     /// a shared reference): all see the same status.
     pub async fn wait(&self) -> Result<ExitStatus> {
+        // From a warm pool: the caller now blocks on its job, so the
+        // pool's refill can have the cores (see `crate::pool`).
+        if let Some(refill) = &self.refill {
+            refill.notify_one();
+        }
         let status = self
             .process()
             .wait()
@@ -408,6 +416,9 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
+        if let Some(refill) = self.refill.take() {
+            refill.notify_one();
+        }
         let cgroup = self.cgroup.take();
         match self.process.take() {
             Some(process) => crate::reaper::kill_and_reap(process, cgroup),

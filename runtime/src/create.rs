@@ -266,6 +266,7 @@ impl Made {
             cgroup: None,
             hooks: None,
             seccomp: None,
+            refill: None,
         };
         for (index, parent) in self.stdio.into_iter().enumerate() {
             let Some(parent) = parent else { continue };

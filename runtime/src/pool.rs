@@ -3,6 +3,17 @@
 //! only the start (one message and the workload's exec) on its critical
 //! path; the create (clone, namespaces, mounts, pivot) happens in the
 //! background, in one refill task per pool.
+//!
+//! When the refill runs matters on a small machine: a refill woken as
+//! `start` returns preempted the caller's thread before it could use the
+//! container it had just started (on 2 cores the per-start median went
+//! from 0.25 ms to 0.59 ms; see docs/performance.md). So a start does not
+//! wake the refill itself. The handed-out container does, when the caller
+//! first waits on it (the caller is then blocked anyway) or drops or
+//! deletes it; so does a start that finds the pool empty (it creates one
+//! on the spot), and [`Pool::filled`]. A caller that holds containers
+//! without ever waiting drains the pool down to that empty start, which
+//! then refills it in full.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,8 +46,9 @@ struct Shared {
     prefix: String,
     next: AtomicU64,
     ready: Mutex<VecDeque<Container>>,
-    /// A container was taken (or a refill failed and should be retried).
-    wanted: Notify,
+    /// A container should be made: a handed-out one is being waited on or
+    /// was let go, the pool ran dry, or someone waits for it to be full.
+    wanted: Arc<Notify>,
     /// A container was parked.
     parked: Notify,
 }
@@ -79,7 +91,7 @@ impl Runtime {
             prefix,
             next: AtomicU64::new(0),
             ready: Mutex::new(VecDeque::with_capacity(size)),
-            wanted: Notify::new(),
+            wanted: Arc::new(Notify::new()),
             parked: Notify::new(),
         });
         let span = tracing::debug_span!("pool", prefix = %shared.prefix);
@@ -91,7 +103,9 @@ impl Runtime {
 impl Pool {
     /// Takes a parked container (or, when none is parked, creates one on
     /// the spot) and starts it with `args` and, when given, `env` in
-    /// place of the spec's. Returns it running.
+    /// place of the spec's. Returns it running. Its slot is refilled once
+    /// the returned container is waited on, deleted or dropped (see the
+    /// module doc).
     ///
     /// # Cancel safety
     /// A container taken but not yet started when the future is dropped
@@ -101,14 +115,17 @@ impl Pool {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        // Refill once this returns (or is dropped), not at the take: a
-        // create running beside the start would compete with it for the
-        // same cores, on the job's critical path.
-        let _refill = RefillOnDrop(&self.shared.wanted);
+        // The refill is woken by the container later (see the module doc),
+        // not here: a create beside the start, or right after it, competes
+        // with the job's start and the caller for the same cores.
         let mut container = match self.take() {
             Some(c) => c,
-            None => self.shared.create().await?,
+            None => {
+                self.shared.wanted.notify_one();
+                self.shared.create().await?
+            }
         };
+        container.refill = Some(self.shared.wanted.clone());
         container.start_with(args, env).await?;
         Ok(container)
     }
@@ -127,6 +144,7 @@ impl Pool {
     /// # Cancel safety
     /// Cancel-safe.
     pub async fn filled(&self) {
+        self.shared.wanted.notify_one();
         loop {
             let parked = self.shared.parked.notified();
             if self.parked() >= self.shared.size {
@@ -142,15 +160,6 @@ impl Pool {
             .lock()
             .expect("pool lock is never poisoned")
             .pop_front()
-    }
-}
-
-/// Wakes the refill task when dropped.
-struct RefillOnDrop<'a>(&'a Notify);
-
-impl Drop for RefillOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.notify_one();
     }
 }
 
@@ -171,9 +180,9 @@ impl Shared {
     }
 }
 
-/// Keeps the pool full: creates while short, then sleeps until a
-/// container is taken. A failed create is logged and retried at the next
-/// take, so a broken spec does not spin.
+/// Keeps the pool full: creates while short, then sleeps until woken
+/// (see `Shared::wanted`). A failed create is logged and retried at the
+/// next wake, so a broken spec does not spin.
 async fn refill(shared: Arc<Shared>) {
     loop {
         let wanted = shared.wanted.notified();
