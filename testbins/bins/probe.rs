@@ -51,12 +51,16 @@
 //!
 //! Only std is used: this file is compiled by `testbins/build.rs` with plain
 //! rustc into a static binary, so it also runs in a rootfs with no libc.
+//! The raw syscalls std does not wrap are in `probe/sys.rs`.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
+
+#[path = "probe/sys.rs"]
+mod sys;
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -512,32 +516,24 @@ fn cmd_stamp_exit() -> Res {
     std::process::exit(0)
 }
 
-/// `clock_gettime(CLOCK_MONOTONIC)` in ns as a raw syscall: std's `Instant`
-/// hides the value, and probe uses no crates.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+/// `clock_gettime(CLOCK_MONOTONIC)` in ns: std's `Instant` hides the
+/// value.
 fn monotonic_ns() -> io::Result<i64> {
-    #[cfg(target_arch = "x86_64")]
-    const SYS_CLOCK_GETTIME: usize = 228;
-    #[cfg(target_arch = "aarch64")]
-    const SYS_CLOCK_GETTIME: usize = 113;
     const CLOCK_MONOTONIC: usize = 1;
     let mut ts = [0i64; 2];
     // SAFETY: clock_gettime(2) writes one `struct timespec` (two i64 on
     // both architectures) at the pointer, which points at `ts`, a live
     // local of that size and layout.
     let ret = unsafe {
-        syscall3_raw(SYS_CLOCK_GETTIME, CLOCK_MONOTONIC, ts.as_mut_ptr() as usize, 0)
+        sys::syscall3_raw(
+            sys::CLOCK_GETTIME,
+            CLOCK_MONOTONIC,
+            ts.as_mut_ptr() as usize,
+            0,
+        )
     };
-    syscall_result(ret)?;
+    sys::result(ret)?;
     Ok(ts[0] * 1_000_000_000 + ts[1])
-}
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn monotonic_ns() -> io::Result<i64> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "stamp-exit is implemented for x86_64 and aarch64 only",
-    ))
 }
 
 fn cmd_sleep(rest: &[OsString]) -> Res {
@@ -744,65 +740,21 @@ const TIOCGWINSZ: usize = 0x5413;
 
 fn cmd_winsize() -> Res {
     let mut size = Winsize::default();
-    ioctl(0, TIOCGWINSZ, &mut size as *mut Winsize as usize)
-        .map_err(|e| Fail::io("ioctl(0, TIOCGWINSZ)".into(), e))?;
+    // SAFETY: ioctl(2) with TIOCGWINSZ writes one `struct winsize` at the
+    // pointer, which points at `size`, a live local of that layout.
+    let ret = unsafe {
+        sys::syscall3_raw(
+            sys::IOCTL,
+            0,
+            TIOCGWINSZ,
+            &mut size as *mut Winsize as usize,
+        )
+    };
+    sys::result(ret).map_err(|e| Fail::io("ioctl(0, TIOCGWINSZ)".into(), e))?;
     emit_json(&Json::Arr(vec![
         Json::Int(i64::from(size.rows)),
         Json::Int(i64::from(size.cols)),
     ]))
-}
-
-/// `ioctl(fd, request, arg)` as a raw syscall (probe uses no crates).
-#[cfg(target_arch = "x86_64")]
-fn ioctl(fd: i32, request: usize, arg: usize) -> io::Result<()> {
-    const SYS_IOCTL: isize = 16;
-    let ret: isize;
-    // SAFETY: ioctl(2) with TIOCGWINSZ writes one `struct winsize` at `arg`,
-    // which the caller points at a live, writable `Winsize` of that layout.
-    // The x86_64 syscall ABI takes the number in rax and arguments in rdi,
-    // rsi and rdx, returns in rax, and clobbers rcx and r11; all declared.
-    // Memory is not marked untouched, since the kernel writes `arg`.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            inlateout("rax") SYS_IOCTL => ret,
-            in("rdi") fd as isize,
-            in("rsi") request,
-            in("rdx") arg,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    syscall_result(ret)
-}
-
-/// `ioctl(fd, request, arg)` as a raw syscall (probe uses no crates).
-#[cfg(target_arch = "aarch64")]
-fn ioctl(fd: i32, request: usize, arg: usize) -> io::Result<()> {
-    const SYS_IOCTL: usize = 29;
-    let ret: isize;
-    // SAFETY: as for x86_64; the aarch64 ABI takes the number in x8 and
-    // arguments in x0-x2 and returns in x0.
-    unsafe {
-        core::arch::asm!(
-            "svc 0",
-            in("x8") SYS_IOCTL,
-            inlateout("x0") fd as isize => ret,
-            in("x1") request,
-            in("x2") arg,
-            options(nostack),
-        );
-    }
-    syscall_result(ret)
-}
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn ioctl(_fd: i32, _request: usize, _arg: usize) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "winsize is implemented for x86_64 and aarch64 only",
-    ))
 }
 
 fn cmd_alloc(rest: &[OsString]) -> Res {
@@ -838,7 +790,10 @@ fn cmd_fork(rest: &[OsString]) -> Res {
         let _ = c.kill();
         let _ = c.wait();
     }
-    emit_json(&Json::Obj(vec![("started", Json::Int(started)), ("error", error)]))
+    emit_json(&Json::Obj(vec![
+        ("started", Json::Int(started)),
+        ("error", error),
+    ]))
 }
 
 fn cmd_count() -> Res {
@@ -923,7 +878,8 @@ fn cmd_signal_self(rest: &[OsString]) -> Res {
     let sig = raw.to_str().and_then(parse_signal);
     let sig = sig.ok_or_else(|| Fail::usage(format!("{raw:?} is not a signal")))?;
     let pid = i32::try_from(std::process::id()).expect("pids fit in pid_t");
-    kill(pid, sig).map_err(|e| Fail::io(format!("kill({pid}, {sig})"), e))?;
+    let ret = sys::syscall3(sys::KILL, pid as usize, sig as usize, 0);
+    sys::result(ret).map_err(|e| Fail::io(format!("kill({pid}, {sig})"), e))?;
     if NON_FATAL.contains(&sig) {
         return Ok(());
     }
@@ -933,76 +889,10 @@ fn cmd_signal_self(rest: &[OsString]) -> Res {
     })
 }
 
-/// `kill(pid, sig)` as a raw syscall: std has no kill(), and probe uses no
-/// crates.
-#[cfg(target_arch = "x86_64")]
-fn kill(pid: i32, sig: i32) -> io::Result<()> {
-    const SYS_KILL: isize = 62;
-    let ret: isize;
-    // SAFETY: kill(2) takes two integers by value and reads or writes no
-    // memory of this process. The x86_64 syscall ABI (syscall(2), "Architecture
-    // calling conventions") takes the number in rax and arguments in rdi and
-    // rsi, returns in rax, and clobbers rcx and r11; all are declared. The
-    // kernel does not touch the user stack for the syscall itself, and a
-    // signal frame, if one is pushed, skips the red zone.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            inlateout("rax") SYS_KILL => ret,
-            in("rdi") pid as isize,
-            in("rsi") sig as isize,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    syscall_result(ret)
-}
-
-/// `kill(pid, sig)` as a raw syscall: std has no kill(), and probe uses no
-/// crates.
-#[cfg(target_arch = "aarch64")]
-fn kill(pid: i32, sig: i32) -> io::Result<()> {
-    const SYS_KILL: usize = 129;
-    let ret: isize;
-    // SAFETY: kill(2) takes two integers by value and reads or writes no
-    // memory of this process. The aarch64 syscall ABI (syscall(2)) takes the
-    // number in x8 and arguments in x0 and x1, returns in x0 and clobbers
-    // nothing else; all are declared. `svc 0` does not use the user stack.
-    unsafe {
-        core::arch::asm!(
-            "svc 0",
-            in("x8") SYS_KILL,
-            inlateout("x0") pid as isize => ret,
-            in("x1") sig as isize,
-            options(nostack),
-        );
-    }
-    syscall_result(ret)
-}
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn kill(_pid: i32, _sig: i32) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "signal-self is implemented for x86_64 and aarch64 only",
-    ))
-}
-
-/// Raw syscalls return -errno in [-4095, -1] on failure.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn syscall_result(ret: isize) -> io::Result<()> {
-    if (-4095..0).contains(&ret) {
-        Err(io::Error::from_raw_os_error(-ret as i32))
-    } else {
-        Ok(())
-    }
-}
-
 fn cmd_ioprio() -> Res {
     const IOPRIO_WHO_PROCESS: usize = 1;
-    let ret = syscall3(SYS_IOPRIO_GET, IOPRIO_WHO_PROCESS, 0, 0);
-    let value = syscall_value(ret).map_err(|e| Fail::io("ioprio_get".into(), e))?;
+    let ret = sys::syscall3(sys::IOPRIO_GET, IOPRIO_WHO_PROCESS, 0, 0);
+    let value = sys::value(ret).map_err(|e| Fail::io("ioprio_get".into(), e))?;
     emit_json(&Json::Obj(vec![
         ("class", Json::Int((value >> 13) as i64)),
         ("level", Json::Int((value & 0x1fff) as i64)),
@@ -1026,8 +916,20 @@ struct SchedAttr {
 fn cmd_sched() -> Res {
     let mut attr = SchedAttr::default();
     let size = std::mem::size_of::<SchedAttr>();
-    let ret = sched_getattr(&mut attr, size);
-    syscall_value(ret).map_err(|e| Fail::io("sched_getattr".into(), e))?;
+    // SAFETY: sched_getattr(2) writes at most `size` bytes at the pointer,
+    // which points at `attr`, a live `SchedAttr` of exactly that size and
+    // of the kernel's VER0 layout (repr(C)).
+    let ret = unsafe {
+        sys::syscall5_raw(
+            sys::SCHED_GETATTR,
+            0,
+            &mut attr as *mut SchedAttr as usize,
+            size,
+            0,
+            0,
+        )
+    };
+    sys::value(ret).map_err(|e| Fail::io("sched_getattr".into(), e))?;
     let int = |v: u64| Json::Int(v as i64);
     emit_json(&Json::Obj(vec![
         ("policy", int(u64::from(attr.policy))),
@@ -1040,75 +942,19 @@ fn cmd_sched() -> Res {
     ]))
 }
 
-/// `sched_getattr(0, attr, size, 0)` as a raw syscall.
-#[cfg(target_arch = "x86_64")]
-fn sched_getattr(attr: &mut SchedAttr, size: usize) -> isize {
-    const SYS_SCHED_GETATTR: isize = 315;
-    let ret: isize;
-    // SAFETY: sched_getattr(2) writes at most `size` bytes at `attr`, a live,
-    // writable `SchedAttr` of exactly that size and of the kernel's VER0
-    // layout (repr(C)). The x86_64 syscall ABI takes the number in rax and
-    // arguments in rdi, rsi, rdx and r10, returns in rax and clobbers rcx
-    // and r11; all are declared.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            inlateout("rax") SYS_SCHED_GETATTR => ret,
-            in("rdi") 0usize,
-            in("rsi") attr as *mut SchedAttr as usize,
-            in("rdx") size,
-            in("r10") 0usize,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// `sched_getattr(0, attr, size, 0)` as a raw syscall.
-#[cfg(target_arch = "aarch64")]
-fn sched_getattr(attr: &mut SchedAttr, size: usize) -> isize {
-    const SYS_SCHED_GETATTR: usize = 275;
-    let ret: isize;
-    // SAFETY: as for x86_64; the aarch64 ABI takes the number in x8 and
-    // arguments in x0-x3 and returns in x0.
-    unsafe {
-        core::arch::asm!(
-            "svc 0",
-            in("x8") SYS_SCHED_GETATTR,
-            inlateout("x0") 0isize => ret,
-            in("x1") attr as *mut SchedAttr as usize,
-            in("x2") size,
-            in("x3") 0usize,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-#[cfg(target_arch = "x86_64")]
-const SYS_SCHED_GETAFFINITY: usize = 204;
-#[cfg(target_arch = "aarch64")]
-const SYS_SCHED_GETAFFINITY: usize = 123;
-#[cfg(target_arch = "x86_64")]
-const SYS_GET_MEMPOLICY: usize = 239;
-#[cfg(target_arch = "aarch64")]
-const SYS_GET_MEMPOLICY: usize = 236;
-
 fn cmd_affinity() -> Res {
     let mut mask = [0u64; 16]; // 1024 CPUs
     // SAFETY: sched_getaffinity(2) writes at most `len` bytes at the
     // pointer, which is `mask`, a live, writable local of exactly that size.
     let ret = unsafe {
-        syscall3_raw(
-            SYS_SCHED_GETAFFINITY,
+        sys::syscall3_raw(
+            sys::SCHED_GETAFFINITY,
             0,
             std::mem::size_of_val(&mask),
             mask.as_mut_ptr() as usize,
         )
     };
-    syscall_value(ret).map_err(|e| Fail::io("sched_getaffinity".into(), e))?;
+    sys::value(ret).map_err(|e| Fail::io("sched_getaffinity".into(), e))?;
     emit_json(&Json::Arr(bits(&mask)))
 }
 
@@ -1134,8 +980,8 @@ fn cmd_mempolicy() -> Res {
     // at `mode` and BITS_TO_LONGS(maxnode) unsigned longs (64-bit here) at
     // `nodes`; both are live, writable locals of those sizes.
     let ret = unsafe {
-        syscall5_raw(
-            SYS_GET_MEMPOLICY,
+        sys::syscall5_raw(
+            sys::GET_MEMPOLICY,
             &mut mode as *mut i32 as usize,
             nodes.as_mut_ptr() as usize,
             maxnode,
@@ -1143,7 +989,7 @@ fn cmd_mempolicy() -> Res {
             0,
         )
     };
-    syscall_value(ret).map_err(|e| Fail::io("get_mempolicy".into(), e))?;
+    sys::value(ret).map_err(|e| Fail::io("get_mempolicy".into(), e))?;
     emit_json(&Json::Obj(vec![
         ("mode", Json::Int(i64::from(mode & !MODE_FLAGS))),
         ("flags", Json::Int(i64::from(mode & MODE_FLAGS))),
@@ -1157,7 +1003,9 @@ fn cmd_netdevs() -> Res {
     let mut out = Vec::new();
     // Two header lines, then "  name: counters...".
     for line in dev.lines().skip(2) {
-        let Some((name, _)) = line.split_once(':') else { continue };
+        let Some((name, _)) = line.split_once(':') else {
+            continue;
+        };
         let name = name.trim().to_owned();
         let flags = fs::read_to_string(format!("/sys/class/net/{name}/flags"))
             .ok()
@@ -1166,131 +1014,4 @@ fn cmd_netdevs() -> Res {
         out.push((name, flags));
     }
     emit_json(&Json::Map(out))
-}
-
-/// A raw syscall with five integer or pointer arguments; returns the raw
-/// result (-errno on failure).
-///
-/// # Safety
-///
-/// As for [`syscall3_raw`].
-#[cfg(target_arch = "x86_64")]
-unsafe fn syscall5_raw(nr: usize, a0: usize, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
-    let ret: isize;
-    // SAFETY: the x86_64 syscall ABI (syscall(2)) takes the number in rax
-    // and arguments in rdi, rsi, rdx, r10 and r8, returns in rax and
-    // clobbers rcx and r11; all are declared. The caller vouches for
-    // pointer arguments.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a0,
-            in("rsi") a1,
-            in("rdx") a2,
-            in("r10") a3,
-            in("r8") a4,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// As for x86_64.
-///
-/// # Safety
-///
-/// As for [`syscall3_raw`].
-#[cfg(target_arch = "aarch64")]
-unsafe fn syscall5_raw(nr: usize, a0: usize, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
-    let ret: isize;
-    // SAFETY: the aarch64 ABI takes the number in x8 and arguments in x0-x4
-    // and returns in x0; the caller vouches for pointer arguments.
-    unsafe {
-        core::arch::asm!(
-            "svc 0",
-            in("x8") nr,
-            inlateout("x0") a0 as isize => ret,
-            in("x1") a1,
-            in("x2") a2,
-            in("x3") a3,
-            in("x4") a4,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-#[cfg(target_arch = "x86_64")]
-const SYS_IOPRIO_GET: usize = 252;
-#[cfg(target_arch = "aarch64")]
-const SYS_IOPRIO_GET: usize = 31;
-
-/// A raw syscall with three integer or pointer arguments; returns the raw
-/// result (-errno on failure).
-///
-/// # Safety
-///
-/// The caller passes a call whose pointer arguments, if any, point at live
-/// memory of the size and layout the man page names for that call.
-#[cfg(target_arch = "x86_64")]
-unsafe fn syscall3_raw(nr: usize, a0: usize, a1: usize, a2: usize) -> isize {
-    let ret: isize;
-    // SAFETY: the x86_64 syscall ABI (syscall(2)) takes the number in rax and
-    // arguments in rdi, rsi and rdx, returns in rax and clobbers rcx and
-    // r11; all are declared. Memory is not marked untouched, since the
-    // kernel may write through a pointer argument, which the caller vouches
-    // for (see `# Safety`).
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a0,
-            in("rsi") a1,
-            in("rdx") a2,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// As for x86_64.
-///
-/// # Safety
-///
-/// As for x86_64.
-#[cfg(target_arch = "aarch64")]
-unsafe fn syscall3_raw(nr: usize, a0: usize, a1: usize, a2: usize) -> isize {
-    let ret: isize;
-    // SAFETY: the aarch64 ABI takes the number in x8 and arguments in x0-x2
-    // and returns in x0; the caller vouches for pointer arguments.
-    unsafe {
-        core::arch::asm!(
-            "svc 0",
-            in("x8") nr,
-            inlateout("x0") a0 as isize => ret,
-            in("x1") a1,
-            in("x2") a2,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// A raw syscall whose arguments are plain integers (no pointers).
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn syscall3(nr: usize, a0: usize, a1: usize, a2: usize) -> isize {
-    // SAFETY: callers pass only calls that take integers by value, so no
-    // memory of this process is read or written.
-    unsafe { syscall3_raw(nr, a0, a1, a2) }
-}
-
-/// A raw syscall's non-negative result, or its -errno as an error.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn syscall_value(ret: isize) -> io::Result<usize> {
-    syscall_result(ret).map(|()| ret as usize)
 }
