@@ -280,29 +280,20 @@ impl CgroupContext<'_> {
         for h in self.layout.hierarchies() {
             ops.push(self.hierarchy_op(h, dest.join(&h.name), hierarchy_flags));
         }
-        if bind_once {
-            let mut set = MOUNT_ATTR_RDONLY;
-            for (ms, attr) in [
-                (libc::MS_NOSUID, MOUNT_ATTR_NOSUID),
-                (libc::MS_NODEV, MOUNT_ATTR_NODEV),
-                (libc::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
-            ] {
-                if flags & ms != 0 {
-                    set |= attr;
+        if flags & ro != 0 {
+            let recursive = bind_once.then(|| {
+                let mut set = MOUNT_ATTR_RDONLY;
+                for (ms, attr) in [
+                    (libc::MS_NOSUID, MOUNT_ATTR_NOSUID),
+                    (libc::MS_NODEV, MOUNT_ATTR_NODEV),
+                    (libc::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+                ] {
+                    if flags & ms != 0 {
+                        set |= attr;
+                    }
                 }
-            }
-            ops.push(MountOp {
-                source: Some("tmpfs".into()),
-                destination: RawPath::from(dest),
-                fstype: Some("tmpfs".into()),
-                flags: fs_flags | ro | libc::MS_REMOUNT,
-                propagation: 0,
-                data: None,
-                recursive: Some(MountAttr { set, clear: 0 }),
-                detached: false,
-                copy_up: false,
+                MountAttr { set, clear: 0 }
             });
-        } else if flags & ro != 0 {
             ops.push(MountOp {
                 source: Some("tmpfs".into()),
                 destination: RawPath::from(dest),
@@ -310,7 +301,7 @@ impl CgroupContext<'_> {
                 flags: fs_flags | ro | libc::MS_REMOUNT,
                 propagation: 0,
                 data: None,
-                recursive: None,
+                recursive,
                 detached: false,
                 copy_up: false,
             });
