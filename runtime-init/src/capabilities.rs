@@ -8,7 +8,7 @@
 //! must be permitted and inheritable for that). Capabilities this kernel
 //! does not know (above `cap_last_cap`) are left out, with a warning.
 
-use corral_protocol::{CapSets, LogLevel, Step};
+use corral_protocol::{CapSets, Step};
 use rustix::io::Errno;
 use rustix::thread::{
     CapabilitySet, CapabilitySets, clear_ambient_capability_set,
@@ -16,8 +16,10 @@ use rustix::thread::{
     set_keep_capabilities,
 };
 
-use crate::channel;
+use std::sync::OnceLock;
+
 use crate::error::{Error, Result};
+use crate::{channel, procfs};
 
 pub fn drop_bounding(caps: Option<&CapSets>) -> Result<()> {
     let Some(caps) = caps else { return Ok(()) };
@@ -64,19 +66,9 @@ pub fn apply(caps: Option<&CapSets>) -> Result<()> {
             errno,
         })?;
         // The kernel raises an ambient cap only if it is permitted and
-        // inheritable. runc's default config asks for ambient caps with an
-        // empty inheritable set; runc and crun then leave them out, and so
-        // do we, with a warning instead of a failed start.
+        // inheritable. The others are left out, as runc and crun do; the
+        // runtime says so when it plans the container.
         let raisable = caps.permitted & caps.inheritable & known;
-        if caps.ambient & known & !raisable != 0 {
-            // Info, not warn: runc's default config hits this every time.
-            channel::log(
-                LogLevel::Info,
-                Step::Capabilities,
-                "ambient capabilities not in the permitted and inheritable sets left out",
-                None,
-            );
-        }
         for cap in bits(caps.ambient & raisable) {
             configure_capability_in_ambient_set(one(cap), true).map_err(|errno| {
                 Error::Capability {
@@ -96,16 +88,22 @@ pub fn apply(caps: Option<&CapSets>) -> Result<()> {
 /// The highest capability number this kernel knows:
 /// `/proc/sys/kernel/cap_last_cap`, else the first `PR_CAPBSET_READ` that
 /// fails with EINVAL, minus one.
+/// Read once: both steps ask.
 fn last_cap() -> u32 {
-    if let Some(last) = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-    {
-        return last;
-    }
-    (0..63)
-        .find(|&cap| rustix::thread::capability_is_in_bounding_set(one(cap)) == Err(Errno::INVAL))
-        .map_or(63, |first_unknown| first_unknown.saturating_sub(1))
+    static LAST: OnceLock<u32> = OnceLock::new();
+    *LAST.get_or_init(|| {
+        let mut buf = [0u8; 32];
+        if let Some(last) = procfs::read(c"/proc/sys/kernel/cap_last_cap", &mut buf)
+            .and_then(|text| std::str::from_utf8(text).ok()?.trim().parse::<u32>().ok())
+        {
+            return last;
+        }
+        (0..63)
+            .find(|&cap| {
+                rustix::thread::capability_is_in_bounding_set(one(cap)) == Err(Errno::INVAL)
+            })
+            .map_or(63, |first_unknown| first_unknown.saturating_sub(1))
+    })
 }
 
 /// The mask of capabilities `0..=last`.

@@ -12,7 +12,9 @@
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 
-use rustix::fs::{FileType, Mode, OFlags, ResolveFlags, mkdirat, mknodat, openat2, readlinkat};
+use rustix::fs::{
+    FileType, Mode, OFlags, ResolveFlags, mkdirat, mknodat, openat, openat2, readlinkat,
+};
 use rustix::io::{self, Errno};
 
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
@@ -119,7 +121,14 @@ fn create(root: BorrowedFd<'_>, path: &[u8], kind: Kind, links: &mut u32) -> io:
         ),
     };
     match made {
-        Ok(()) => open(root, path),
+        // Just made by us, under a name without a slash: not a symlink, and
+        // nothing else runs in the container yet to swap it for one.
+        Ok(()) => openat(
+            &parent,
+            name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ),
         Err(Errno::EXIST) => {
             // A racing creator (then it opens now), or a dangling symlink.
             match open(root, path) {

@@ -9,6 +9,12 @@
 //! `InitError` naming its step, and the init exits. It never writes to fds
 //! 0-2, which belong to the workload.
 
+// No `std` runtime start-up: the init needs none of it (main-thread stack
+// guard from `/proc/self/maps`, a SIGSEGV alternate stack, checks of fds
+// 0-2, which the runtime always sets) and it ran on every container start.
+// `std::env::args_os` still works: glibc hands argv to std's initializer.
+#![cfg_attr(not(test), no_main)]
+
 mod capabilities;
 mod channel;
 mod close_fds;
@@ -33,6 +39,7 @@ mod no_new_privs;
 mod oom_score_adj;
 mod personality;
 mod pivot_root;
+mod procfs;
 mod readonly_paths;
 mod resolve;
 mod rlimits;
@@ -51,7 +58,8 @@ use corral_protocol::{InitChannel, Request};
 
 use crate::error::{Error, Result};
 
-fn main() {
+/// Everything the init does; called by the C `main` in `sys`.
+fn start() -> ! {
     sys::reset_inherited_ignored_signals();
     // sync 0 ends here: adopt the init socket (fd 3) the runtime placed.
     let channel = channel::connect();

@@ -254,15 +254,16 @@ fn apply_one(root: &Rootfs, op: &MountOp, mut detached: Option<OwnedFd>) -> Resu
         Create::Dir => in_root::mkdir_all(root.fd(), dest),
         Create::File => in_root::create_file(root.fd(), dest),
     };
-    drop(created.map_err(fail("create target"))?);
-    let result =
-        run_calls(root, dest, &plan.calls, &mut detached).map_err(|(op, errno)| fail(op)(errno));
+    let created = created.map_err(fail("create target"))?;
+    let result = run_calls(root, dest, &plan.calls, Some(created), &mut detached)
+        .map_err(|(op, errno)| fail(op)(errno));
     match (result, &plan.fallback) {
         (Err(Error::Mount { errno, .. }), Some(fb))
             if fb.on.contains(&errno) && Path::new(fb.source).exists() =>
         {
             channel::warn(Step::Mounts, fb.message, Some(dest));
-            run_calls(root, dest, &fb.plan.calls, &mut None).map_err(|(op, errno)| fail(op)(errno))
+            run_calls(root, dest, &fb.plan.calls, None, &mut None)
+                .map_err(|(op, errno)| fail(op)(errno))
         }
         (result, _) => result,
     }
@@ -272,12 +273,17 @@ fn run_calls(
     root: &Rootfs,
     dest: &[u8],
     calls: &[MountCall],
+    mut fresh: Option<OwnedFd>,
     detached: &mut Option<OwnedFd>,
 ) -> std::result::Result<(), (&'static str, Errno)> {
     for call in calls {
         // Resolve afresh for every call: after a mount, an fd opened before
-        // it still names the covered directory, not the new mount.
-        let target_fd = in_root::open(root.fd(), dest).map_err(|e| ("open target", e))?;
+        // it still names the covered directory, not the new mount. `fresh`,
+        // the target's fd from its creation just before, serves the first.
+        let target_fd = match fresh.take() {
+            Some(fd) => fd,
+            None => in_root::open(root.fd(), dest).map_err(|e| ("open target", e))?,
+        };
         let target = sys::proc_fd_path(target_fd.as_fd());
         match call {
             MountCall::Mount {

@@ -182,9 +182,9 @@ impl ExecArgs {
 /// readable `/proc` every signal is reset. Doing it here rather than just
 /// before `execve` keeps it off a warm pool's start path.
 pub fn reset_inherited_ignored_signals() {
-    let ignored = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| sig_ignored(&status))
+    let mut buf = [0u8; 4096];
+    let ignored = crate::procfs::read(c"/proc/self/status", &mut buf)
+        .and_then(|status| sig_ignored(std::str::from_utf8(status).ok()?))
         .unwrap_or(u64::MAX);
     for signal in 1..=64 {
         if signal == libc::SIGKILL || signal == libc::SIGSTOP || signal == libc::SIGPIPE {
@@ -193,14 +193,30 @@ pub fn reset_inherited_ignored_signals() {
         if ignored & (1u64 << (signal - 1)) == 0 {
             continue;
         }
-        set_default_action(signal);
+        set_action(signal, libc::SIG_DFL);
     }
 }
 
-/// `rt_sigaction(signal, SIG_DFL)` as a raw syscall: the libc's wrappers
-/// refuse the real-time signals it reserves for itself (32 and 33 with
-/// glibc), which a caller may still have left ignored.
-fn set_default_action(signal: i32) {
+/// The entry point glibc's start-up calls, as the crate is `#![no_main]`
+/// (see `main.rs`). `SIGPIPE` is ignored first, as std's start-up would
+/// have done: the init's writes to a closed pipe or socket must fail with
+/// `EPIPE`, not kill it.
+#[cfg(not(test))]
+// SAFETY: the one `main` symbol of this binary (no std `main` is emitted
+// under `no_main`, and tests, which have their own, do not build this),
+// with the C signature glibc calls it with.
+#[unsafe(no_mangle)]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    set_action(libc::SIGPIPE, libc::SIG_IGN);
+    crate::start()
+}
+
+/// `rt_sigaction(signal, handler)` for `SIG_DFL` or `SIG_IGN`, as a raw
+/// syscall: the libc's wrappers refuse the real-time signals it reserves
+/// for itself (32 and 33 with glibc), which a caller may still have left
+/// ignored.
+fn set_action(signal: i32, handler: libc::sighandler_t) {
+    debug_assert!(handler == libc::SIG_DFL || handler == libc::SIG_IGN);
     /// The kernel's `struct sigaction` on x86_64 and aarch64: handler,
     /// flags, restorer, mask.
     #[repr(C)]
@@ -211,7 +227,7 @@ fn set_default_action(signal: i32) {
         mask: u64,
     }
     let action = KernelSigaction {
-        handler: libc::SIG_DFL,
+        handler,
         flags: 0,
         restorer: 0,
         mask: 0,
@@ -219,7 +235,7 @@ fn set_default_action(signal: i32) {
     // SAFETY: rt_sigaction(2) reads one kernel `struct sigaction` at the
     // pointer, which points at `action`, a live local of that layout, with
     // the kernel's sigset size (8 bytes); the old-action pointer is null.
-    // SIG_DFL installs no handler, so no code of ours can run
+    // SIG_DFL and SIG_IGN install no handler, so no code of ours can run
     // asynchronously; a number that cannot be changed fails with EINVAL,
     // which changes nothing.
     unsafe {
@@ -246,7 +262,7 @@ fn sig_ignored(status: &str) -> Option<u64> {
 /// ignored signal was reset at start, see
 /// [`reset_inherited_ignored_signals`]) and no signal blocked.
 pub fn execve(args: &ExecArgs) -> Errno {
-    set_default_action(libc::SIGPIPE);
+    set_action(libc::SIGPIPE, libc::SIG_DFL);
     // SAFETY: `sigset_t` is plain data, valid when zeroed; sigemptyset(3)
     // and sigprocmask(2) write/read only `set`, a live local, and a null
     // old-set pointer is allowed.

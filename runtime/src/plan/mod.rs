@@ -433,13 +433,25 @@ fn capabilities(p: &Process) -> Result<Option<CapSets>> {
         return Ok(None);
     };
     let mask = |field: &str, set: &Option<HashSet<_>>| names::capability_mask(field, set.as_ref());
-    Ok(Some(CapSets {
+    let sets = CapSets {
         bounding: mask("process.capabilities.bounding", caps.bounding())?,
         effective: mask("process.capabilities.effective", caps.effective())?,
         inheritable: mask("process.capabilities.inheritable", caps.inheritable())?,
         permitted: mask("process.capabilities.permitted", caps.permitted())?,
         ambient: mask("process.capabilities.ambient", caps.ambient())?,
-    }))
+    };
+    // The kernel raises an ambient cap only if it is permitted and
+    // inheritable. runc's default config asks for ambient caps with an
+    // empty inheritable set; runc and crun then leave them out, and so does
+    // the init, without a failed start. Said here, not by the init, so
+    // that it costs no message per container. Info, not warn: runc's
+    // default config hits this every time.
+    if sets.ambient & !(sets.permitted & sets.inheritable) != 0 {
+        tracing::info!(
+            "process.capabilities.ambient: capabilities not in the permitted and inheritable sets left out"
+        );
+    }
+    Ok(Some(sets))
 }
 
 fn rlimits(p: &Process) -> Result<Vec<Rlimit>> {
