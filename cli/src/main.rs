@@ -225,6 +225,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let rt = corral::Runtime::builder()
         .state_dir(&cli.root)
         .init_cache(init_cache_dir(&cli.root))
+        // One container per process: a set made ahead would be removed
+        // unused at exit.
+        .cgroup_spares(0)
         .build()?;
     match cli.command {
         Command::Create(args) => lifecycle::create(&rt, args).await,

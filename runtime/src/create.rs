@@ -59,7 +59,7 @@ pub(crate) async fn create(
         net: None,
     };
     if let Some(prepared) = cgroup {
-        match crate::cgroups::make(prepared) {
+        match crate::cgroups::make(prepared, runtime.cgroup_spares()) {
             Ok(paths) => {
                 debug!("cgroup made");
                 guard.cgroup = paths;

@@ -31,6 +31,8 @@ struct Inner {
     init_source: InitSource,
     layout: Layout,
     cgroups: crate::cgroups::Setup,
+    /// v1 cgroup directories made ahead (`cgroups::spare`).
+    cgroup_spares: Arc<crate::cgroups::spare::Spares>,
     state_dir: Option<StateDir>,
     original_nofile: Option<(u64, u64)>,
     /// The stdio copy engine: set up at the first container that needs
@@ -69,6 +71,10 @@ impl Runtime {
 
     pub(crate) fn cgroups(&self) -> &crate::cgroups::Setup {
         &self.inner.cgroups
+    }
+
+    pub(crate) fn cgroup_spares(&self) -> &Arc<crate::cgroups::spare::Spares> {
+        &self.inner.cgroup_spares
     }
 
     pub(crate) fn init_binary(&self) -> Result<&InitBinary> {
@@ -118,12 +124,25 @@ enum InitSource {
 }
 
 /// Builds a [`Runtime`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RuntimeBuilder {
     state_dir: Option<PathBuf>,
     init_source: InitSource,
     cgroup_v2_root: Option<PathBuf>,
     stdio_backend: Backend,
+    cgroup_spares: usize,
+}
+
+impl Default for RuntimeBuilder {
+    fn default() -> Self {
+        RuntimeBuilder {
+            state_dir: None,
+            init_source: InitSource::default(),
+            cgroup_v2_root: None,
+            stdio_backend: Backend::default(),
+            cgroup_spares: 2,
+        }
+    }
 }
 
 impl RuntimeBuilder {
@@ -165,6 +184,19 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How many sets of cgroup directories a v1 host's runtime keeps made
+    /// ahead of its creates (default 2; 0 for none). A create renames a
+    /// set into place instead of making a directory per hierarchy, and a
+    /// blocking task makes the next set: about 0.2 ms off each create's
+    /// latency, for the same work done earlier. Kept under the parents the
+    /// last create used, as `.spare-<pid>-<n>`, and removed when the last
+    /// clone of the runtime is dropped. A process that starts one
+    /// container (the command line) should say 0. Nothing is kept on v2.
+    pub fn cgroup_spares(mut self, sets: usize) -> Self {
+        self.cgroup_spares = sets;
+        self
+    }
+
     /// How container output is copied: each kind on its faster path where
     /// io_uring is available (the default, [`Backend::Auto`]: piped output
     /// on io_uring, files with `splice(2)` on tokio), everything on
@@ -199,6 +231,7 @@ impl RuntimeBuilder {
             original_nofile,
             layout,
             cgroups,
+            cgroup_spares: crate::cgroups::spare::Spares::new(self.cgroup_spares),
             state_dir,
         };
         Ok(Runtime {

@@ -219,3 +219,50 @@ fn a_dropped_container_leaves_no_cgroup_when_its_runtime_shuts_down_first() {
         assert!(!d.exists(), "{d:?} left behind");
     }
 }
+
+/// The cgroup directories a runtime makes ahead of its creates
+/// (`RuntimeBuilder::cgroup_spares`, v1 hosts) are removed with it, and
+/// the containers created meanwhile ran in directories of their own.
+#[test]
+fn spare_cgroup_sets_are_gone_when_the_runtime_is() {
+    require_root();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let parents = tokio.block_on(async {
+        let rt = runtime();
+        let mut parents = Vec::new();
+        for n in 0..4 {
+            let id = unique_id(&format!("spare{n}"));
+            let c = rt
+                .create(id.clone(), probe_spec(&["/probe", "pause"]))
+                .await
+                .unwrap();
+            let dirs = own_cgroup_dirs(c.pid(), &id);
+            assert!(!dirs.is_empty(), "the container has cgroup directories");
+            for d in &dirs {
+                assert!(d.ends_with(&id), "{d:?} is named after the container");
+            }
+            parents.extend(dirs.iter().filter_map(|d| d.parent().map(|p| p.to_owned())));
+            c.kill(libc::SIGKILL).unwrap();
+            c.wait().await.unwrap();
+            c.delete().await.unwrap();
+            for d in &dirs {
+                assert!(!d.exists(), "{d:?} removed at delete");
+            }
+        }
+        parents
+    });
+    drop(tokio);
+    let prefix = format!(".spare-{}-", std::process::id());
+    for parent in &parents {
+        let left: Vec<_> = std::fs::read_dir(parent)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "spares left behind: {left:?}");
+    }
+}

@@ -23,6 +23,7 @@ pub(crate) mod device_program;
 pub(crate) mod events;
 pub(crate) mod freezer;
 pub(crate) mod path;
+pub(crate) mod spare;
 pub(crate) mod stats;
 pub(crate) mod tree;
 pub(crate) mod v1;
@@ -30,6 +31,7 @@ pub(crate) mod v2;
 pub(crate) mod write;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::cgroup_layout::Layout;
 use crate::error::{Error, Result};
 use path::Placement;
+use spare::Spares;
 use write::Write;
 
 pub use stats::{
@@ -249,9 +252,12 @@ fn needed_v1(dir: &CgroupDir, writes: &[Write]) -> bool {
 /// left behind. `None` when an unprivileged runtime may not make a cgroup
 /// the spec did not ask for (rootless): the container then shares the
 /// runtime's, as with runc's rootless mode.
-pub(crate) fn make(prepared: Prepared) -> Result<Option<CgroupPaths>> {
+pub(crate) fn make(prepared: Prepared, spares: &Arc<Spares>) -> Result<Option<CgroupPaths>> {
     let mut paths = prepared.paths;
-    if let Err(e) = tree::create(&mut paths) {
+    let spare = spares.take(&paths);
+    let created = tree::create(&mut paths, spare);
+    spares.refill(&paths);
+    if let Err(e) = created {
         if !prepared.required && !rustix::process::geteuid().is_root() && permission_denied(&e) {
             tracing::warn!(error = %e, "no cgroup for the container: not permitted and none asked for");
             return Ok(None);

@@ -17,10 +17,32 @@ use crate::error::{Error, Result};
 
 /// Makes each directory of `paths` (and missing parents), marking the
 /// ones made here as owned. On failure, removes what it made.
-pub(crate) fn create(paths: &mut CgroupPaths) -> Result<()> {
+///
+/// `spare`, when given, holds one empty directory per entry of `paths`
+/// under the same parent (see `spare`): each is renamed into place
+/// instead of a `mkdir`. Where that fails, the spare is removed: a
+/// directory already at the path is joined, not owned (as after a `mkdir`
+/// that finds it), and any other failure falls back to `mkdir`.
+pub(crate) fn create(paths: &mut CgroupPaths, spare: Option<Vec<PathBuf>>) -> Result<()> {
+    let mut spare = spare.unwrap_or_default().into_iter();
     for i in 0..paths.dirs.len() {
         let cpuset = paths.dirs[i].controllers.iter().any(|c| c == "cpuset");
         let dir = paths.dirs[i].path.clone();
+        if let Some(from) = spare.next() {
+            match std::fs::rename(&from, &dir) {
+                Ok(()) => {
+                    paths.dirs[i].owned = true;
+                    continue;
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_dir(&from);
+                    if e.kind() == io::ErrorKind::AlreadyExists {
+                        paths.dirs[i].owned = false;
+                        continue;
+                    }
+                }
+            }
+        }
         match make_dir(&dir, cpuset) {
             Ok(made) => paths.dirs[i].owned = made,
             Err(e) => {
