@@ -131,6 +131,11 @@ impl InitChannel {
         send(self.as_fd(), &ToParent::Console, &[master])
     }
 
+    /// Reports that the rootfs is bound (see [`ToParent::RootfsReady`]).
+    pub fn send_rootfs_ready(&self) -> Result<()> {
+        send(self.as_fd(), &ToParent::RootfsReady, &[])
+    }
+
     /// Sends the seccomp user-notification fd (one fd).
     pub fn send_seccomp_listener(&self, listener: BorrowedFd<'_>) -> Result<()> {
         send(self.as_fd(), &ToParent::SeccompListener, &[listener])

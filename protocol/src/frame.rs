@@ -66,6 +66,8 @@ pub enum Kind {
     RunHooks = 21,
     /// [`ToParent::SeccompListener`].
     SeccompListener = 22,
+    /// [`ToParent::RootfsReady`].
+    RootfsReady = 23,
 }
 
 impl Kind {
@@ -85,6 +87,7 @@ impl Kind {
             20 => Kind::ExecPid,
             21 => Kind::RunHooks,
             22 => Kind::SeccompListener,
+            23 => Kind::RootfsReady,
             _ => return None,
         })
     }
@@ -102,7 +105,8 @@ impl Kind {
             | Kind::Ready
             | Kind::Error
             | Kind::Log
-            | Kind::RunHooks => FdCount::Zero,
+            | Kind::RunHooks
+            | Kind::RootfsReady => FdCount::Zero,
         }
     }
 
@@ -122,6 +126,7 @@ impl Kind {
             Kind::MountFd => "mount_fd",
             Kind::RunHooks => "run_hooks",
             Kind::SeccompListener => "seccomp_listener",
+            Kind::RootfsReady => "rootfs_ready",
         }
     }
 }
@@ -240,6 +245,7 @@ impl Message for ToParent {
             ToParent::ExecPid(_) => Kind::ExecPid,
             ToParent::RunHooks => Kind::RunHooks,
             ToParent::SeccompListener => Kind::SeccompListener,
+            ToParent::RootfsReady => Kind::RootfsReady,
         }
     }
 
@@ -253,6 +259,7 @@ impl Message for ToParent {
                 | Kind::ExecPid
                 | Kind::RunHooks
                 | Kind::SeccompListener
+                | Kind::RootfsReady
         )
     }
 
@@ -264,7 +271,8 @@ impl Message for ToParent {
             ToParent::Ready
             | ToParent::Console
             | ToParent::RunHooks
-            | ToParent::SeccompListener => Ok(()),
+            | ToParent::SeccompListener
+            | ToParent::RootfsReady => Ok(()),
         }
     }
 
@@ -277,6 +285,7 @@ impl Message for ToParent {
             Kind::ExecPid => Ok(ToParent::ExecPid(decode_json(kind, body)?)),
             Kind::RunHooks => decode_empty(kind, body).map(|()| ToParent::RunHooks),
             Kind::SeccompListener => decode_empty(kind, body).map(|()| ToParent::SeccompListener),
+            Kind::RootfsReady => decode_empty(kind, body).map(|()| ToParent::RootfsReady),
             other => Err(Error::UnknownKind { kind: other as u8 }),
         }
     }

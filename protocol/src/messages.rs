@@ -658,4 +658,9 @@ pub enum ToParent {
     /// the agent at `linux.seccomp.listenerPath`. Exactly 1 fd. No answer:
     /// the init goes on at once.
     SeccompListener,
+    /// The rootfs is bound (sent only when the spec has detached mounts):
+    /// the runtime may now make the detached trees it builds while the
+    /// init works, whose mounts then come after the container's root in
+    /// its mount table. No fds. No answer.
+    RootfsReady,
 }

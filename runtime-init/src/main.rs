@@ -58,6 +58,14 @@ use corral_protocol::{InitChannel, Request};
 
 use crate::error::{Error, Result};
 
+/// Test builds have no C `main` of ours (the harness brings its own):
+/// this keeps the init's code live for the dead-code lint there.
+#[cfg(test)]
+#[allow(dead_code)]
+fn test_entry() -> ! {
+    start()
+}
+
 /// Everything the init does; called by the C `main` in `sys`.
 fn start() -> ! {
     sys::reset_inherited_ignored_signals();
@@ -82,6 +90,16 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
     let caps = process.capabilities.as_ref();
 
     let root = rootfs::prepare(&spec)?;
+    if spec.mounts.iter().any(|m| m.detached) {
+        // The runtime makes some detached trees only now, so that their
+        // mounts are listed after the container's root.
+        channel
+            .send_rootfs_ready()
+            .map_err(|source| Error::Protocol {
+                op: "report the rootfs bound",
+                source,
+            })?;
+    }
     // Between sync 1 and 2: detached mounts (mount_fd) as their ops come.
     mounts::apply(channel, &root, &spec.mounts)?;
     dev::create(&root, &spec.devices, &spec.symlinks)?;

@@ -458,6 +458,7 @@ pub(crate) fn message_kind(msg: &ToParent) -> corral_protocol::Kind {
         ToParent::Console => corral_protocol::Kind::Console,
         ToParent::SeccompListener => corral_protocol::Kind::SeccompListener,
         ToParent::RunHooks => corral_protocol::Kind::RunHooks,
+        ToParent::RootfsReady => corral_protocol::Kind::RootfsReady,
     }
 }
 

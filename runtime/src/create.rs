@@ -73,6 +73,14 @@ pub(crate) async fn create(
     if let Some(paths) = &guard.cgroup {
         plan::bind_container_cgroup(&mut plan.init.mounts, runtime.layout(), paths);
     }
+    let new_userns = plan.clone_flags & libc::CLONE_NEWUSER as u64 != 0;
+    if !plan.cgroup_v1_mounts.is_empty()
+        && !new_userns
+        && !plan.joins.joined_user
+        && crate::cgroup_tree::supported()
+    {
+        crate::cgroup_tree::collapse(&mut plan);
+    }
     let made = match spawn_and_handshake(
         &runtime,
         &id,
@@ -412,6 +420,7 @@ async fn spawn_and_handshake(
         init,
         fifo,
         detached: &detached,
+        trees: &plan.cgroup_trees,
     };
     let console = handshake(id, &socket, process, out, hooks, listener).await?;
     Ok(Made {
@@ -523,6 +532,23 @@ struct Outgoing<'a> {
     init: &'a corral_protocol::InitSpec,
     fifo: Option<std::os::fd::BorrowedFd<'a>>,
     detached: &'a [crate::idmap::Detached],
+    /// v1 `cgroup` mounts the runtime builds once the spec has gone, while
+    /// the init works (`cgroup_tree`).
+    trees: &'a [crate::cgroup_tree::TreeRequest],
+}
+
+/// Sends `detached` mount fds in op order: the init takes each as it
+/// reaches its op.
+async fn send_detached<'a>(
+    socket: &InitSocket,
+    detached: impl Iterator<Item = &'a crate::idmap::Detached>,
+) -> std::result::Result<(), corral_protocol::Error> {
+    let mut detached: Vec<_> = detached.collect();
+    detached.sort_by_key(|d| d.op);
+    for d in detached {
+        socket.send_mount_fd(d.op, d.fd.as_fd()).await?;
+    }
+    Ok(())
 }
 
 /// Sync 1–3: send the spec, relay logs, the console and the seccomp
@@ -536,24 +562,40 @@ async fn handshake(
     listener: Option<(&plan::seccomp::Listener, ListenerState)>,
 ) -> Result<Option<OwnedFd>> {
     // sync 1: the spec (+ the FIFO's O_PATH fd in FIFO mode); sync 1a: the
-    // detached mounts, which the init takes as it reaches their ops.
-    let mut sent = socket.send_spec(out.init, out.fifo).await;
-    for d in out.detached {
-        if sent.is_err() {
-            break;
-        }
-        sent = socket.send_mount_fd(d.op, d.fd.as_fd()).await;
-    }
+    // detached mounts, which the init takes as it reaches their ops. With
+    // cgroup trees to build, all of them wait for `rootfs_ready`.
+    let sent = socket.send_spec(out.init, out.fifo).await;
+    let sent = match sent {
+        Ok(()) if out.trees.is_empty() => send_detached(socket, out.detached.iter()).await,
+        other => other,
+    };
     if let Err(e) = sent {
         if !peer_gone(&e) {
             return Err(protocol_err(id, e));
         }
     }
+    let mut trees = out.trees;
     let mut console = None;
     loop {
         match socket.recv().await {
             // sync 2: setup done; the init waits for the start signal.
             Ok((ToParent::Ready, _)) => return Ok(console),
+            // sync 1a': the rootfs is bound. Built now, the cgroup trees'
+            // mounts come after the container's root in its mount table.
+            Ok((ToParent::RootfsReady, _)) => {
+                let built = std::mem::take(&mut trees)
+                    .iter()
+                    .map(crate::cgroup_tree::build)
+                    .collect::<Result<Vec<_>>>()?;
+                if !built.is_empty() {
+                    let sent = send_detached(socket, out.detached.iter().chain(&built)).await;
+                    if let Err(e) = sent {
+                        if !peer_gone(&e) {
+                            return Err(protocol_err(id, e));
+                        }
+                    }
+                }
+            }
             Ok((ToParent::Log(record), _)) => emit(&record),
             // Between sync 1 and 2: the pty master, when process.terminal.
             Ok((ToParent::Console, fd)) => console = fd,

@@ -21,6 +21,7 @@
 
 mod cgroup_join;
 mod cgroup_layout;
+mod cgroup_tree;
 mod cgroups;
 mod channel;
 mod console;

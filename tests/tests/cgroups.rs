@@ -550,3 +550,49 @@ async fn v2_device_program_denies_dev_null_and_keeps_the_defaults() {
     let (code, text) = read("/dev/null", deny_all).await;
     assert_eq!(code, Some(0), "{text}");
 }
+
+/// The `cgroup` mount (runc's options, read-only) shows the container's own
+/// cgroup, read-only, and the container's root stays the first entry of its
+/// mount table; on a v1 host whose kernel can mount into a detached tree the
+/// runtime builds that mount itself (`cgroup_tree`), elsewhere the init
+/// does.
+#[tokio::test]
+async fn the_cgroup_mount_shows_the_containers_own_limit_read_only() {
+    require_root();
+    let rt = runtime();
+    let limit = serde_json::json!({"memory": {"limit": 16_777_216}});
+    let file = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "/sys/fs/cgroup/memory.max"
+    } else {
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    };
+    let (status, text) = run_capture(
+        &rt,
+        with_resources(&["/probe", "read", file], limit.clone()),
+    )
+    .await
+    .unwrap();
+    assert!(status.success(), "{status}: {text}");
+    assert_eq!(text.trim(), "16777216", "{file}");
+    let (status, text) = run_capture(
+        &rt,
+        with_resources(&["/probe", "mkdir", "/sys/fs/cgroup/x"], limit.clone()),
+    )
+    .await
+    .unwrap();
+    assert!(status.success(), "{status}: {text}");
+    assert_eq!(
+        text.trim(),
+        libc::EROFS.to_string(),
+        "mkdir under the cgroup mount"
+    );
+    let (status, text) = run_capture(
+        &rt,
+        with_resources(&["/probe", "read", "/proc/self/mountinfo"], limit),
+    )
+    .await
+    .unwrap();
+    assert!(status.success(), "{status}: {text}");
+    let first = text.lines().next().unwrap_or_default();
+    assert_eq!(first.split(' ').nth(4), Some("/"), "first mount: {first}");
+}

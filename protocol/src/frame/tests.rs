@@ -97,6 +97,7 @@ fn every_message_round_trips() {
     round_trip(ToInit::StartWith(Box::new(takeover)), vec![]);
     round_trip(ToInit::StartWith(Box::default()), vec![]);
     round_trip(ToParent::Ready, vec![]);
+    round_trip(ToParent::RootfsReady, vec![]);
     round_trip(ToParent::Error(init_error()), vec![]);
     let record = LogRecord {
         level: LogLevel::Debug,
@@ -242,7 +243,7 @@ fn unknown_version_is_rejected() {
 
 #[test]
 fn unknown_kind_is_rejected() {
-    for kind in [0, 7, 15, 23, 255] {
+    for kind in [0, 7, 15, 24, 255] {
         let err = decode_frame::<ToParent>(&frame(kind, b""), vec![]).unwrap_err();
         assert!(matches!(err, Error::UnknownKind { kind: k } if k == kind));
         let err = decode_frame::<ToInit>(&frame(kind, b""), vec![]).unwrap_err();
@@ -333,8 +334,13 @@ fn invalid_json_is_a_decode_error() {
 
 #[test]
 fn wrong_fd_count_is_rejected_and_closes_the_fds() {
-    let cases: [(Vec<u8>, usize, Kind); 5] = [
+    let cases: [(Vec<u8>, usize, Kind); 6] = [
         (encode_frame(&ToParent::Ready).unwrap(), 1, Kind::Ready),
+        (
+            encode_frame(&ToParent::RootfsReady).unwrap(),
+            1,
+            Kind::RootfsReady,
+        ),
         (
             encode_frame(&ToParent::SeccompListener).unwrap(),
             0,

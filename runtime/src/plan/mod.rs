@@ -48,6 +48,13 @@ pub(crate) struct Plan {
     pub net_devices: Vec<NetDevice>,
     /// Idmapped binds the runtime makes and sends to the init, in op order.
     pub idmapped: Vec<IdmapRequest>,
+    /// The ops of each v1 `cgroup` mount without a cgroup namespace (a
+    /// tmpfs, a bind per hierarchy, a final read-only remount), which the
+    /// runtime may build itself as one detached tree (`cgroup_tree`).
+    pub cgroup_v1_mounts: Vec<std::ops::Range<usize>>,
+    /// Those the runtime builds itself, once `cgroup_tree::collapse` took
+    /// them over.
+    pub cgroup_trees: Vec<crate::cgroup_tree::TreeRequest>,
     /// Where the seccomp user-notification fd goes, with NOTIFY rules.
     pub seccomp_listener: Option<seccomp::Listener>,
 }
@@ -96,8 +103,13 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
     };
     let mut mount_ops = Vec::new();
     let mut idmapped = Vec::new();
+    let mut cgroup_v1_mounts = Vec::new();
     for (i, m) in oci.mounts().iter().flatten().enumerate() {
         let ops = mounts::translate(i, m, spec.bundle(), &cgroups)?;
+        let is_cgroup = matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2"));
+        if is_cgroup && !cgroups.cgroupns && ops.len() > 1 && ops[1].fstype.is_none() {
+            cgroup_v1_mounts.push(mount_ops.len()..mount_ops.len() + ops.len());
+        }
         if let [op] = ops.as_slice() {
             if let Some(req) = idmap::plan(i, m, op, mount_ops.len(), container_userns)? {
                 idmapped.push(req);
@@ -152,6 +164,8 @@ pub(crate) fn plan(id: &str, spec: &Spec, layout: &Layout, start_via: StartVia) 
         joins,
         net_devices,
         idmapped,
+        cgroup_v1_mounts,
+        cgroup_trees: Vec::new(),
         seccomp_listener,
     })
 }
