@@ -596,3 +596,34 @@ async fn the_cgroup_mount_shows_the_containers_own_limit_read_only() {
     let first = text.lines().next().unwrap_or_default();
     assert_eq!(first.split(' ').nth(4), Some("/"), "first mount: {first}");
 }
+
+/// `delete` kills every process left in any of the container's cgroup
+/// directories, even one that is in a single hierarchy's directory only (a
+/// host process moved there; v1 lists one directory first and the others
+/// only when a directory stays busy).
+#[tokio::test]
+async fn delete_kills_a_process_left_in_one_hierarchy_only() {
+    require_root();
+    let rt = runtime();
+    let id = unique_id("onehier");
+    let mut c = rt
+        .create(&id, probe_spec(&["/probe", "pause"]))
+        .await
+        .unwrap();
+    c.start().await.unwrap();
+    let dirs = dirs_of(&c);
+    // The last directory: v1 lists the first one at delete.
+    let last = dirs.last().unwrap().clone();
+    let mut host = std::process::Command::new(corral_testbins::bin_path("sleep"))
+        .arg("1000")
+        .spawn()
+        .unwrap();
+    std::fs::write(last.join("cgroup.procs"), host.id().to_string()).unwrap();
+    c.kill(libc::SIGKILL).unwrap();
+    c.wait().await.unwrap();
+    c.delete().await.unwrap();
+    let status = host.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    assert_gone(&dirs);
+}

@@ -275,8 +275,12 @@ pub(crate) fn open_entry(paths: &CgroupPaths) -> Result<Entry> {
 
 /// Pids in the cgroup (every hierarchy, deduplicated).
 pub(crate) fn pids(paths: &CgroupPaths) -> Vec<i32> {
+    pids_in(&paths.dirs)
+}
+
+fn pids_in(dirs: &[super::CgroupDir]) -> Vec<i32> {
     let mut out: Vec<i32> = Vec::new();
-    for d in &paths.dirs {
+    for d in dirs {
         let text = std::fs::read_to_string(d.path.join("cgroup.procs")).unwrap_or_default();
         out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
     }
@@ -301,25 +305,37 @@ pub(crate) async fn remove(paths: &CgroupPaths) -> Result<()> {
         let dir = &paths.dirs[0].path;
         if !super::events::has(&dir.join("cgroup.events"), "populated", "0").unwrap_or(true) {
             if std::fs::write(dir.join("cgroup.kill"), "1").is_err() {
-                kill_each(paths).await?;
+                kill_each(paths, &paths.dirs).await?;
             }
             super::events::wait_for(dir, "populated", "0")
                 .await
                 .map_err(|e| Error::sys(format!("wait for {dir:?} to empty"), e))?;
         }
-    } else {
-        kill_each(paths).await?;
+        return rmdir_all(paths);
     }
-    rmdir_all(paths)
+    // v1: every process of a container is in each of its directories (the
+    // child and `exec` place themselves in all of them), so one directory's
+    // list is normally all of them. The others are read only if a
+    // directory is still busy after that (someone moved a process in one
+    // hierarchy): four `cgroup.procs` reads fewer per delete.
+    let first = paths.dirs.iter().position(|d| d.owned).unwrap_or(0);
+    kill_each(paths, &paths.dirs[first..=first]).await?;
+    match rmdir_all(paths) {
+        Err(Error::Sys { source, .. }) if source.raw_os_error() == Some(libc::EBUSY) => {
+            kill_each(paths, &paths.dirs).await?;
+            rmdir_all(paths)
+        }
+        other => other,
+    }
 }
 
-/// `SIGKILL` through a pidfd to every process in the cgroup, then awaits
-/// each exit (pidfd readable). A frozen v1 cgroup is thawed first: frozen
+/// `SIGKILL` through a pidfd to every process listed in `listed` (some or
+/// all of `paths`' directories), then awaits each exit (pidfd readable). A frozen v1 cgroup is thawed first: frozen
 /// v1 tasks do not act on `SIGKILL` until thawed.
-async fn kill_each(paths: &CgroupPaths) -> Result<()> {
+async fn kill_each(paths: &CgroupPaths, listed: &[super::CgroupDir]) -> Result<()> {
     let _ = freezer::thaw_write(paths);
     let mut waits = Vec::new();
-    for pid in pids(paths) {
+    for pid in pids_in(listed) {
         let Some(pid) = Pid::from_raw(pid) else {
             continue;
         };
