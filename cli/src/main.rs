@@ -228,6 +228,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         // One container per process: a set made ahead would be removed
         // unused at exit.
         .cgroup_spares(0)
+        .resident_init(false)
         .build()?;
     match cli.command {
         Command::Create(args) => lifecycle::create(&rt, args).await,

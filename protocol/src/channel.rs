@@ -12,8 +12,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use crate::error::{Error, Result};
 use crate::frame::{FdCount, Kind, Message, recv, send};
 use crate::messages::{
-    ExecPid, ExecSpec, InitError, InitSpec, LogRecord, MountFd, ProcessOverride, StartVia, ToInit,
-    ToParent,
+    ExecPid, ExecSpec, InitError, InitSpec, LogRecord, MountFd, ProcessOverride, SpawnRequest,
+    StartVia, ToInit, ToParent,
 };
 
 /// The first message an init receives: what it is there to do.
@@ -25,6 +25,9 @@ pub enum Request {
     /// Exec mode: start a process in a running container, whose pidfd
     /// comes with it.
     Exec(Box<ExecSpec>, OwnedFd),
+    /// Resident mode: clone a container's init, with the request's fds in
+    /// order (see [`SpawnRequest`]).
+    Spawn(SpawnRequest, Vec<OwnedFd>),
 }
 
 /// The init's end of the init socket. Blocking.
@@ -81,6 +84,17 @@ impl InitChannel {
                     got: 0,
                 })?;
                 Ok(Request::Exec(spec, pidfd))
+            }
+            ToInit::Spawn(req) => {
+                let want = 1 + req.stdio.iter().filter(|s| **s).count() + req.cgroup_fds as usize;
+                if fds.len() != want || (req.cgroup_dir && req.cgroup_fds != 1) {
+                    return Err(Error::UnexpectedFds {
+                        kind: Kind::Spawn,
+                        expected: FdCount::OneOrMore,
+                        got: fds.len(),
+                    });
+                }
+                Ok(Request::Spawn(req, fds))
             }
             other @ (ToInit::Start
             | ToInit::StartWith(_)
@@ -218,6 +232,12 @@ impl ParentEnd {
             &ToInit::Exec(Box::new(spec.clone())),
             &[target],
         )
+    }
+
+    /// Resident mode: asks the resident init for a container's init, with
+    /// the request's fds in order (see [`SpawnRequest`]).
+    pub fn send_spawn(&self, req: &SpawnRequest, fds: &[BorrowedFd<'_>]) -> Result<()> {
+        send(self.as_fd(), &ToInit::Spawn(*req), fds)
     }
 
     /// Sends the detached mount for op `mount` of the spec's mounts.

@@ -34,7 +34,7 @@ pub const MAX_BODY: usize = 128 * 1024;
 /// A frame with more is refused, as [`Error::ControlTruncated`] when they
 /// overflow the control buffer or [`Error::UnexpectedFds`] when they fit
 /// its alignment padding.
-pub const MAX_FDS: usize = 4;
+pub const MAX_FDS: usize = 16;
 
 /// The kind byte of a frame: which message it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -52,6 +52,8 @@ pub enum Kind {
     HooksDone = 5,
     /// [`ToInit::MountFd`].
     MountFd = 6,
+    /// [`ToInit::Spawn`].
+    Spawn = 7,
     /// [`ToParent::Ready`].
     Ready = 16,
     /// [`ToParent::Error`].
@@ -80,6 +82,7 @@ impl Kind {
             4 => Kind::Exec,
             5 => Kind::HooksDone,
             6 => Kind::MountFd,
+            7 => Kind::Spawn,
             16 => Kind::Ready,
             17 => Kind::Error,
             18 => Kind::Log,
@@ -96,6 +99,7 @@ impl Kind {
     pub fn fds(self) -> FdCount {
         match self {
             Kind::Spec => FdCount::ZeroOrOne,
+            Kind::Spawn => FdCount::OneOrMore,
             Kind::Console | Kind::Exec | Kind::ExecPid | Kind::MountFd | Kind::SeccompListener => {
                 FdCount::One
             }
@@ -124,6 +128,7 @@ impl Kind {
             Kind::ExecPid => "exec_pid",
             Kind::HooksDone => "hooks_done",
             Kind::MountFd => "mount_fd",
+            Kind::Spawn => "spawn",
             Kind::RunHooks => "run_hooks",
             Kind::SeccompListener => "seccomp_listener",
             Kind::RootfsReady => "rootfs_ready",
@@ -146,6 +151,8 @@ pub enum FdCount {
     One,
     /// None or one.
     ZeroOrOne,
+    /// At least one, at most [`MAX_FDS`].
+    OneOrMore,
 }
 
 impl FdCount {
@@ -155,6 +162,7 @@ impl FdCount {
             FdCount::Zero => n == 0,
             FdCount::One => n == 1,
             FdCount::ZeroOrOne => n <= 1,
+            FdCount::OneOrMore => (1..=MAX_FDS).contains(&n),
         }
     }
 }
@@ -165,6 +173,7 @@ impl std::fmt::Display for FdCount {
             FdCount::Zero => "0",
             FdCount::One => "exactly 1",
             FdCount::ZeroOrOne => "0 or 1",
+            FdCount::OneOrMore => "1 or more",
         })
     }
 }
@@ -197,6 +206,7 @@ impl Message for ToInit {
             ToInit::Exec(_) => Kind::Exec,
             ToInit::HooksDone => Kind::HooksDone,
             ToInit::MountFd(_) => Kind::MountFd,
+            ToInit::Spawn(_) => Kind::Spawn,
         }
     }
 
@@ -209,6 +219,7 @@ impl Message for ToInit {
                 | Kind::Exec
                 | Kind::HooksDone
                 | Kind::MountFd
+                | Kind::Spawn
         )
     }
 
@@ -219,6 +230,7 @@ impl Message for ToInit {
             ToInit::Start | ToInit::HooksDone => Ok(()),
             ToInit::Exec(spec) => encode_json(Kind::Exec, &**spec, out),
             ToInit::MountFd(fd) => encode_json(Kind::MountFd, fd, out),
+            ToInit::Spawn(req) => encode_json(Kind::Spawn, req, out),
         }
     }
 
@@ -230,6 +242,7 @@ impl Message for ToInit {
             Kind::Exec => Ok(ToInit::Exec(Box::new(decode_json(kind, body)?))),
             Kind::HooksDone => decode_empty(kind, body).map(|()| ToInit::HooksDone),
             Kind::MountFd => Ok(ToInit::MountFd(decode_json(kind, body)?)),
+            Kind::Spawn => Ok(ToInit::Spawn(decode_json(kind, body)?)),
             other => Err(Error::UnknownKind { kind: other as u8 }),
         }
     }

@@ -619,6 +619,32 @@ pub enum ToInit {
     /// fd, from `open_tree(OPEN_TREE_CLONE)`. Sent right after `Spec`, one
     /// per such op, in op order.
     MountFd(MountFd),
+    /// Resident mode: clone a container's init (see [`SpawnRequest`] for
+    /// its fds). Answered with `ExecPid` and the new process's pidfd, or
+    /// an `Error`.
+    Spawn(SpawnRequest),
+}
+
+/// The body of `spawn`: how the resident init clones a container's init.
+/// Its fds, in order: the new init's socket (its fd 3), one per `true` in
+/// `stdio` (its fds 0-2, in order), then `cgroup_fds` cgroup fds: v1
+/// `tasks` files the child writes `0` to, or, with `cgroup_dir`, the one
+/// v2 directory it is cloned into.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpawnRequest {
+    /// `CLONE_NEW*` bits.
+    pub clone_flags: u64,
+    /// Which of fds 0-2 come with the request (the others stay the
+    /// resident init's, `/dev/null`).
+    pub stdio: [bool; 3],
+    /// How many cgroup fds follow.
+    pub cgroup_fds: u32,
+    /// The one cgroup fd is a v2 directory for `CLONE_INTO_CGROUP`.
+    pub cgroup_dir: bool,
+    /// `unshare(CLONE_NEWCGROUP)` once placed.
+    pub unshare_cgroupns: bool,
+    /// `PR_SET_PDEATHSIG` `SIGKILL`.
+    pub kill_on_parent_death: bool,
 }
 
 /// The body of `mount_fd`: which op of [`InitSpec::mounts`] the fd is for.

@@ -31,7 +31,7 @@ fn ends() -> (ParentEnd, InitChannel) {
 
 /// Sends raw bytes and fds, bypassing every check in `send`.
 fn send_raw(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(16))];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(64))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !fds.is_empty() {
         assert!(control.push(SendAncillaryMessage::ScmRights(fds)));
@@ -198,8 +198,9 @@ fn nonblocking_socket_with_nothing_to_read_would_block() {
 fn more_fds_than_room_is_control_truncated_and_all_are_closed() {
     let (parent, init) = ends();
     // The control buffer has room for MAX_FDS, plus whatever its alignment
-    // padding adds; 16 is well past both.
-    let (reads, writes): (Vec<_>, Vec<_>) = (0..16).map(|_| pipe()).unzip();
+    // padding adds; twice MAX_FDS is well past both.
+    let (reads, writes): (Vec<_>, Vec<_>) =
+        (0..2 * corral_protocol::MAX_FDS).map(|_| pipe()).unzip();
     let borrowed: Vec<_> = writes.iter().map(|w| w.as_fd()).collect();
     send_raw(
         init.as_fd(),

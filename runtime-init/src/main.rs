@@ -41,6 +41,7 @@ mod personality;
 mod pivot_root;
 mod procfs;
 mod readonly_paths;
+mod resident;
 mod resolve;
 mod rlimits;
 mod rootfs;
@@ -71,6 +72,13 @@ fn start() -> ! {
     sys::reset_inherited_ignored_signals();
     // sync 0 ends here: adopt the init socket (fd 3) the runtime placed.
     let channel = channel::connect();
+    if std::env::args_os()
+        .nth(2)
+        .is_some_and(|mode| mode == "resident")
+    {
+        // Returns in each cloned child, whose fd 3 is then its own socket.
+        resident::serve(channel);
+    }
     let Err(error) = run(channel);
     channel::fail(channel, error)
 }
@@ -85,6 +93,15 @@ fn run(channel: &InitChannel) -> Result<Infallible> {
     let (spec, fifo) = match request {
         Request::Create(spec, fifo) => (*spec, fifo),
         Request::Exec(spec, target) => return exec_mode::run(channel, &spec, target),
+        // Only a resident init is asked to spawn (see `resident`).
+        Request::Spawn(..) => {
+            return Err(Error::Protocol {
+                op: "receive spec",
+                source: corral_protocol::Error::Unexpected {
+                    kind: corral_protocol::Kind::Spawn,
+                },
+            });
+        }
     };
     let process = &spec.process;
     let caps = process.capabilities.as_ref();

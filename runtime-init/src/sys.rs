@@ -556,6 +556,110 @@ pub fn set_memory_policy(mode: u32, flags: u32, nodes: &[u32]) -> io::Result<()>
     if ret == 0 { Ok(()) } else { Err(last_errno()) }
 }
 
+/// Resident mode: `clone3(CLONE_PARENT | CLONE_PIDFD | namespace_flags)`,
+/// into the v2 cgroup `cgroup` when given (`CLONE_INTO_CGROUP`). Like
+/// `fork`, it returns twice: `Some((pid, pidfd))` in this process, `None`
+/// in the child, a copy of this one whose parent is this one's parent.
+pub fn clone_container(
+    namespace_flags: u64,
+    cgroup: Option<BorrowedFd<'_>>,
+) -> io::Result<Option<(i32, OwnedFd)>> {
+    /// The kernel's `struct clone_args`, version 2 (with `cgroup`).
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: namespace_flags | (libc::CLONE_PARENT | libc::CLONE_PIDFD) as u64,
+        pidfd: std::ptr::addr_of_mut!(pidfd) as u64,
+        ..CloneArgs::default()
+    };
+    if let Some(dir) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = dir.as_raw_fd() as u64;
+    }
+    // SAFETY: clone3(2) reads `size` bytes of a fully initialised
+    // `clone_args` and writes the pidfd into `pidfd`, a live local. No
+    // CLONE_VM and no stack: the child gets its own copy of this process,
+    // which has one thread (the init never starts another), so continuing
+    // in Rust in the child is as sound as after fork(2).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        0 => Ok(None),
+        pid if pid > 0 => {
+            // SAFETY: CLONE_PIDFD stored a new fd that nothing else owns.
+            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+            Ok(Some((pid as i32, pidfd)))
+        }
+        _ => Err(Errno::from_raw_os_error(
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        )),
+    }
+}
+
+/// `dup2(fd, target)`, leaving the new fd without `FD_CLOEXEC` (fd 3 is
+/// marked again by the caller).
+pub fn dup_onto(fd: BorrowedFd<'_>, target: i32) -> io::Result<()> {
+    if fd.as_raw_fd() == target {
+        return Ok(());
+    }
+    // SAFETY: dup2(2) on an fd borrowed for the call; `target` is a plain
+    // number, replaced atomically if open (the caller's own stdio or
+    // socket slot, which it owns through its statics and nothing else).
+    let ret = unsafe { libc::dup2(fd.as_raw_fd(), target) };
+    if ret < 0 {
+        return Err(Errno::from_raw_os_error(
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        ));
+    }
+    Ok(())
+}
+
+/// Marks `fd` close-on-exec.
+pub fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
+    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)
+}
+
+/// `close_range(first, ~0, 0)`: closes every fd from `first` on.
+pub fn close_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range(2) closes fds this process may still hold as
+    // `OwnedFd`s; the caller (a freshly cloned child) has dropped every
+    // handle to those fds and holds none in statics at or above `first`.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
+    if ret != 0 {
+        return Err(Errno::from_raw_os_error(
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        ));
+    }
+    Ok(())
+}
+
+/// `unshare(CLONE_NEWCGROUP)`.
+pub fn unshare_cgroupns() -> io::Result<()> {
+    // SAFETY: unshare(2) of the cgroup namespace only: it touches no fd
+    // table or memory of this process, and the caller has one thread.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
+}
+
 #[cfg(test)]
 mod signal_tests {
     #[test]

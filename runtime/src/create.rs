@@ -481,8 +481,31 @@ fn clone_init(
     } else {
         clone_flags
     };
+    let stdio = stdio::child_fds(prepared);
+    if let (Some(resident), sys::InitExec::Fd(init)) = (runtime.resident(), &exec) {
+        let simple = ns.join.is_empty()
+            && ns.pid.is_none()
+            && !ns.joined_user
+            && ns.new_time.is_none()
+            && ns.wait_for_maps.is_none()
+            && !detach;
+        if simple {
+            if let Some(spawned) = spawn_resident(
+                resident,
+                *init,
+                child_end,
+                clone_flags,
+                stdio,
+                cgroup,
+                &procs,
+                unshare_cgroupns,
+            ) {
+                return spawned.map_err(|e| Error::sys("clone3 through the resident init", e));
+            }
+        }
+    }
     let child = ChildPlan {
-        stdio: stdio::child_fds(prepared),
+        stdio,
         socket: child_end,
         socket_target: INIT_SOCKET_FD,
         init: exec,
@@ -503,6 +526,55 @@ fn clone_init(
         unshare_cgroupns,
     };
     sys::spawn_init(clone_flags, &child).map_err(|e| Error::sys("clone3", e))
+}
+
+/// [`clone_init`] through the runtime's resident init (`resident`): the
+/// same child, cloned by a process that needs no exec. Inherited stdio is
+/// sent as this process's own fds 0-2, as the resident init's are not
+/// ours. `None` when it cannot be asked (then the caller clones directly).
+#[allow(clippy::too_many_arguments)]
+fn spawn_resident(
+    resident: &crate::resident::Resident,
+    init: std::os::fd::BorrowedFd<'_>,
+    child_end: std::os::fd::BorrowedFd<'_>,
+    clone_flags: u64,
+    stdio: [Option<std::os::fd::BorrowedFd<'_>>; 3],
+    cgroup: Option<&Entry>,
+    tasks: &[std::os::fd::BorrowedFd<'_>],
+    unshare_cgroupns: bool,
+) -> Option<std::io::Result<sys::Spawned>> {
+    let (our_in, our_out, our_err) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let ours = [our_in.as_fd(), our_out.as_fd(), our_err.as_fd()];
+    let mut fds = vec![child_end];
+    for (given, own) in stdio.into_iter().zip(ours) {
+        let fd = given.unwrap_or(own);
+        // A closed fd of ours is inherited as closed: only the direct
+        // clone can do that.
+        rustix::io::fcntl_getfd(fd).ok()?;
+        fds.push(fd);
+    }
+    let cgroup_dir = match cgroup {
+        Some(Entry::Dir(fd)) => {
+            fds.push(fd.as_fd());
+            true
+        }
+        _ => {
+            fds.extend_from_slice(tasks);
+            false
+        }
+    };
+    if fds.len() > corral_protocol::MAX_FDS {
+        return None;
+    }
+    let req = corral_protocol::SpawnRequest {
+        clone_flags,
+        stdio: [true; 3],
+        cgroup_fds: u32::try_from(fds.len() - 4).ok()?,
+        cgroup_dir,
+        unshare_cgroupns,
+        kill_on_parent_death: true,
+    };
+    resident.spawn(init, &req, &fds)
 }
 
 /// The bundle and annotations for the seccomp agent's state JSON.

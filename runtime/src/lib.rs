@@ -38,6 +38,7 @@ mod pidfd;
 mod plan;
 mod pool;
 mod reaper;
+mod resident;
 mod runtime;
 mod seccomp_notify;
 mod spec;

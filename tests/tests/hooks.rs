@@ -97,8 +97,10 @@ fn runtime_in(tmp: &TempDir) -> corral::Runtime {
         .unwrap()
 }
 
-/// No state dir, child, or cgroup is left for `id`.
-fn assert_nothing_left(tmp: &TempDir, id: &str, children_before: usize) {
+/// No state dir, child, or cgroup is left for `id`, once the runtime is
+/// gone too (its resident init is a child of this process while it lives).
+fn assert_nothing_left(rt: corral::Runtime, tmp: &TempDir, id: &str, children_before: usize) {
+    drop(rt);
     let state = tmp.path().join("state");
     let left: Vec<_> = std::fs::read_dir(&state)
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
@@ -245,7 +247,7 @@ async fn failing_create_runtime_hook_fails_create_and_leaves_nothing() {
         }
         other => panic!("want Error::Hook, got {other:?}"),
     }
-    assert_nothing_left(&tmp, &id, before);
+    assert_nothing_left(rt, &tmp, &id, before);
     // createContainer never ran; poststop did (the lifecycle goes on at
     // delete, as runc does).
     let labels: Vec<String> = log_lines(&log).iter().map(label).collect();
@@ -277,7 +279,7 @@ async fn failing_create_container_hook_fails_create_naming_step_hooks() {
     assert_eq!(init.step, corral::Step::Hooks, "{init}");
     assert!(init.message.contains("hooks.createContainer[0]"), "{init}");
     assert!(init.message.contains("status 4"), "{init}");
-    assert_nothing_left(&tmp, &id, before);
+    assert_nothing_left(rt, &tmp, &id, before);
 }
 
 #[tokio::test]
@@ -309,7 +311,7 @@ async fn failing_start_container_hook_fails_start_and_cleans_up() {
     assert_eq!(init.step, corral::Step::Hooks, "{init}");
     assert!(!tmp.path().join("workload").exists(), "the workload ran");
     c.delete().await.unwrap();
-    assert_nothing_left(&tmp, &id, before);
+    assert_nothing_left(rt, &tmp, &id, before);
 }
 
 #[tokio::test]
@@ -349,7 +351,7 @@ async fn hanging_hooks_are_killed_at_their_timeout() {
                 "{kind}: hook {hook_pid} still exists"
             );
         }
-        assert_nothing_left(&tmp, &id, before);
+        assert_nothing_left(rt, &tmp, &id, before);
     }
 }
 
@@ -409,9 +411,10 @@ async fn bad_hooks_are_refused_naming_the_field_and_leave_nothing() {
         let spec = spec_with(&["/probe", "exit", "0"], tmp.path(), hooks);
         let id = unique_id("badhook");
         let before = child_count();
-        let err = runtime_in(&tmp).create(&id, spec).await.unwrap_err();
+        let rt = runtime_in(&tmp);
+        let err = rt.create(&id, spec).await.unwrap_err();
         assert!(matches!(err, Error::InvalidSpec { .. }), "{err:?}");
         assert!(err.to_string().contains(field), "{field} not in {err}");
-        assert_nothing_left(&tmp, &id, before);
+        assert_nothing_left(rt, &tmp, &id, before);
     }
 }

@@ -230,15 +230,20 @@ fn spare_cgroup_sets_are_gone_when_the_runtime_is() {
         .enable_all()
         .build()
         .unwrap();
+    // A parent of its own: other tests' runtimes keep spares under theirs.
+    let group = unique_id("spares");
     let parents = tokio.block_on(async {
         let rt = runtime();
         let mut parents = Vec::new();
         for n in 0..4 {
             let id = unique_id(&format!("spare{n}"));
-            let c = rt
-                .create(id.clone(), probe_spec(&["/probe", "pause"]))
-                .await
-                .unwrap();
+            let mut spec = probe_spec(&["/probe", "pause"]);
+            spec.oci_mut()
+                .linux_mut()
+                .as_mut()
+                .unwrap()
+                .set_cgroups_path(Some(format!("/{group}/{id}").into()));
+            let c = rt.create(id.clone(), spec).await.unwrap();
             let dirs = own_cgroup_dirs(c.pid(), &id);
             assert!(!dirs.is_empty(), "the container has cgroup directories");
             for d in &dirs {
@@ -265,4 +270,9 @@ fn spare_cgroup_sets_are_gone_when_the_runtime_is() {
             .collect();
         assert!(left.is_empty(), "spares left behind: {left:?}");
     }
+    // The group's directories, made as parents in every hierarchy.
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(hierarchy.path().join(&group));
+    }
+    let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(&group));
 }

@@ -98,6 +98,16 @@ fn every_message_round_trips() {
     round_trip(ToInit::StartWith(Box::default()), vec![]);
     round_trip(ToParent::Ready, vec![]);
     round_trip(ToParent::RootfsReady, vec![]);
+    let (r1, w1) = pipe();
+    let spawn = SpawnRequest {
+        clone_flags: 0x2_0000,
+        stdio: [true, false, false],
+        cgroup_fds: 0,
+        cgroup_dir: false,
+        unshare_cgroupns: false,
+        kill_on_parent_death: true,
+    };
+    round_trip(ToInit::Spawn(spawn), vec![r1, w1]);
     round_trip(ToParent::Error(init_error()), vec![]);
     let record = LogRecord {
         level: LogLevel::Debug,
@@ -243,7 +253,7 @@ fn unknown_version_is_rejected() {
 
 #[test]
 fn unknown_kind_is_rejected() {
-    for kind in [0, 7, 15, 24, 255] {
+    for kind in [0, 8, 15, 24, 255] {
         let err = decode_frame::<ToParent>(&frame(kind, b""), vec![]).unwrap_err();
         assert!(matches!(err, Error::UnknownKind { kind: k } if k == kind));
         let err = decode_frame::<ToInit>(&frame(kind, b""), vec![]).unwrap_err();

@@ -41,9 +41,10 @@ struct State {
     ready: Vec<Vec<PathBuf>>,
     /// A refill task is running.
     refilling: bool,
-    /// Sets made so far, for unique names.
-    made: u64,
 }
+
+/// Sets made so far by every runtime of this process, for unique names.
+static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Spares {
     pub(crate) fn new(keep: usize) -> Arc<Spares> {
@@ -104,15 +105,14 @@ impl Spares {
 
     fn fill(&self, parents: &[PathBuf]) {
         loop {
-            let n = {
+            {
                 let mut state = self.state();
                 if state.parents != parents || state.ready.len() >= self.keep {
                     state.refilling = false;
                     return;
                 }
-                state.made += 1;
-                state.made
-            };
+            }
+            let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             let made = make_set(parents, n);
             let mut state = self.state();
             match made {

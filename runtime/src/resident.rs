@@ -1,0 +1,178 @@
+//! The resident init: one `corral-init` per `Runtime`, exec'd once, that
+//! clones each container's init instead of the runtime exec'ing a fresh
+//! one (`runtime-init/src/resident.rs` is its other half).
+//!
+//! An exec'd init pays, per container, the exec of a 1.5 MB static binary
+//! and glibc's start-up, which on a VM is dominated by `cpuid` exits:
+//! `fork`+`exec` of the init measured 450 µs against 93–100 µs for a
+//! `fork` (docs/performance.md). The resident init answers a `spawn`
+//! request with `clone3(CLONE_PARENT | CLONE_PIDFD | namespaces)`: the new
+//! process is this process's child, exactly as an exec'd init is, so the
+//! pidfd, `waitid`, the reaper and everything after the clone are
+//! unchanged.
+//!
+//! The resident init is started from a thread of its own that lives as
+//! long as the runtime: `PR_SET_PDEATHSIG` fires when the parent *thread*
+//! exits, and the resident init and every container it clones have that
+//! thread as their parent. The thread only waits for the runtime to go.
+//!
+//! Requests are made with blocking calls under a mutex, in the create
+//! path, where the direct clone blocks as long (its `CLONE_VFORK` child
+//! runs until the exec). Any failure to reach the resident init restarts
+//! it once; after that the caller clones directly, as without one.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Mutex;
+
+use corral_protocol::{ParentEnd, SpawnRequest, ToParent};
+use rustix::process::{Pid, WaitId, WaitIdOptions};
+
+use crate::sys::{ChildPlan, InitExec, Spawned};
+
+/// The resident init of one runtime, started at its first use.
+#[derive(Debug, Default)]
+pub(crate) struct Resident {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+enum State {
+    #[default]
+    Unstarted,
+    Live(Live),
+    /// Could not be started: containers are cloned directly.
+    Failed,
+}
+
+#[derive(Debug)]
+struct Live {
+    socket: ParentEnd,
+    pidfd: OwnedFd,
+    /// Its close ends the keeper thread's wait.
+    _stop: OwnedFd,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        // Closing the socket (after this) would end it too; the kill makes
+        // the reap below immediate.
+        let _ = crate::sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+        let _ = rustix::process::waitid(WaitId::PidFd(self.pidfd.as_fd()), WaitIdOptions::EXITED);
+    }
+}
+
+/// What went wrong with a request.
+enum Failure {
+    /// The resident init is gone or spoke out of turn: restart it.
+    Gone,
+    /// It answered: the clone failed.
+    Clone(std::io::Error),
+}
+
+impl Resident {
+    /// Clones a container's init through the resident init of `init`.
+    /// `fds`, in order: the init socket's child end, fds 0-2, then the
+    /// cgroup fds `req` counts. `None` when there is no resident init to
+    /// ask (the caller then clones directly).
+    pub(crate) fn spawn(
+        &self,
+        init: BorrowedFd<'_>,
+        req: &SpawnRequest,
+        fds: &[BorrowedFd<'_>],
+    ) -> Option<std::io::Result<Spawned>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..2 {
+            if matches!(*state, State::Unstarted) {
+                *state = match start(init) {
+                    Ok(live) => State::Live(live),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "start the resident init");
+                        State::Failed
+                    }
+                };
+            }
+            let State::Live(live) = &*state else {
+                return None;
+            };
+            match request(live, req, fds) {
+                Ok(spawned) => return Some(Ok(spawned)),
+                Err(Failure::Clone(e)) => return Some(Err(e)),
+                Err(Failure::Gone) => *state = State::Unstarted,
+            }
+        }
+        None
+    }
+}
+
+fn request(live: &Live, req: &SpawnRequest, fds: &[BorrowedFd<'_>]) -> Result<Spawned, Failure> {
+    live.socket
+        .send_spawn(req, fds)
+        .map_err(|_| Failure::Gone)?;
+    match live.socket.recv() {
+        Ok((ToParent::ExecPid(p), Some(pidfd))) => {
+            let pid = Pid::from_raw(p.pid).ok_or(Failure::Gone)?;
+            Ok(Spawned { pid, pidfd })
+        }
+        Ok((ToParent::Error(e), _)) => Err(Failure::Clone(std::io::Error::from_raw_os_error(
+            e.errno.unwrap_or(libc::EIO),
+        ))),
+        _ => Err(Failure::Gone),
+    }
+}
+
+/// Starts the resident init from a keeper thread (see the module docs).
+fn start(init: BorrowedFd<'_>) -> std::io::Result<Live> {
+    let (parent_end, child_end) = corral_protocol::socketpair().map_err(std::io::Error::other)?;
+    let (stop_read, stop_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let init = init.try_clone_to_owned()?;
+    let null = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("corral-resident".into())
+        .spawn(move || {
+            let argv: [*const libc::c_char; 4] = [
+                c"corral-init".as_ptr(),
+                c"3".as_ptr(),
+                c"resident".as_ptr(),
+                std::ptr::null(),
+            ];
+            let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+            let plan = ChildPlan {
+                stdio: [Some(null.as_fd()), Some(null.as_fd()), Some(null.as_fd())],
+                socket: child_end.as_fd(),
+                socket_target: crate::container::INIT_SOCKET_FD,
+                init: InitExec::Fd(init.as_fd()),
+                argv: &argv,
+                envp: &envp,
+                kill_on_parent_death: true,
+                wait_for_maps: None,
+                join: &[],
+                become_root: false,
+                new_time: None,
+                join_pid: None,
+                cgroup: None,
+                cgroup_tasks: &[],
+                initial_affinity: None,
+                unshare_cgroupns: false,
+            };
+            let spawned = crate::sys::spawn_init(0, &plan);
+            drop((child_end, null, init));
+            let _ = tx.send(spawned);
+            // The resident init and the containers it clones are this
+            // thread's children: wait here until the runtime goes.
+            let mut byte = [0u8];
+            while let Err(rustix::io::Errno::INTR) = rustix::io::read(&stop_read, &mut byte) {}
+        })?;
+    let spawned = rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the resident init's thread ended"))??;
+    Ok(Live {
+        socket: ParentEnd::from_fd(parent_end),
+        pidfd: spawned.pidfd,
+        _stop: stop_write,
+    })
+}

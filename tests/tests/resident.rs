@@ -1,0 +1,105 @@
+//! The resident init (`RuntimeBuilder::resident_init`), in a test binary
+//! of its own: it counts this process's children, which other tests'
+//! runtimes would add to.
+
+use corral_tests::*;
+
+/// Children of this process whose command line is the resident init's and
+/// that are in this pid namespace (the inits it clones start with its
+/// command line too, but each in a namespace of its own).
+fn resident_inits() -> Vec<i32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let own_ns = status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .is_some_and(|ids| ids.split_whitespace().count() == 1);
+            if cmdline == b"corral-init\x003\x00resident\x00" && own_ns {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// One resident init clones every container's init: the containers are
+/// this process's children (so `wait` reaps them as ever), only one more
+/// process is there for the runtime, it is started again if it dies, and
+/// it is gone with the runtime.
+#[test]
+fn one_resident_init_clones_every_container_and_goes_with_the_runtime() {
+    require_root();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let before = resident_inits();
+    tokio.block_on(async {
+        let rt = runtime();
+        let mut containers = Vec::new();
+        for n in 0..3 {
+            let c = rt
+                .create(
+                    unique_id(&format!("res{n}")),
+                    probe_spec(&["/probe", "pause"]),
+                )
+                .await
+                .unwrap();
+            let status = std::fs::read_to_string(format!("/proc/{}/status", c.pid())).unwrap();
+            let ppid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))
+                .unwrap()
+                .trim()
+                .to_owned();
+            assert_eq!(ppid, std::process::id().to_string(), "the runtime's child");
+            containers.push(c);
+        }
+        let mine: Vec<i32> = resident_inits()
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .collect();
+        assert_eq!(
+            mine.len(),
+            1,
+            "one resident init for three containers: {mine:?}"
+        );
+        // Killed, it is replaced at the next create.
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(mine[0]).unwrap(),
+            rustix::process::Signal::KILL,
+        )
+        .unwrap();
+        let mut c = rt
+            .create(unique_id("res-again"), probe_spec(&["/probe", "exit", "7"]))
+            .await
+            .unwrap();
+        c.start().await.unwrap();
+        assert_eq!(c.wait().await.unwrap().code(), Some(7));
+        let now: Vec<i32> = resident_inits()
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .collect();
+        assert_eq!(now.len(), 1, "{now:?}");
+        assert_ne!(now[0], mine[0], "a new resident init");
+        for c in containers {
+            c.kill(libc::SIGKILL).unwrap();
+            c.wait().await.unwrap();
+        }
+        drop(c);
+        drop(rt);
+    });
+    drop(tokio);
+    let after: Vec<i32> = resident_inits()
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert!(after.is_empty(), "resident init left: {after:?}");
+}
