@@ -33,6 +33,11 @@ use crate::sys::{ChildPlan, InitExec, Spawned};
 #[derive(Debug, Default)]
 pub(crate) struct Resident {
     state: Mutex<State>,
+    /// Stop pipes of the keeper threads of resident inits that died and
+    /// were replaced: the containers they cloned are those threads'
+    /// children, and their parent-death signal fires if the thread exits.
+    /// Kept until the runtime goes.
+    retired: Mutex<Vec<OwnedFd>>,
 }
 
 #[derive(Debug, Default)]
@@ -49,7 +54,7 @@ struct Live {
     socket: ParentEnd,
     pidfd: OwnedFd,
     /// Its close ends the keeper thread's wait.
-    _stop: OwnedFd,
+    stop: Option<OwnedFd>,
 }
 
 impl Drop for Live {
@@ -97,7 +102,17 @@ impl Resident {
             match request(live, req, fds) {
                 Ok(spawned) => return Some(Ok(spawned)),
                 Err(Failure::Clone(e)) => return Some(Err(e)),
-                Err(Failure::Gone) => *state = State::Unstarted,
+                Err(Failure::Gone) => {
+                    if let State::Live(mut live) = std::mem::take(&mut *state) {
+                        // Its keeper thread stays: its containers live on.
+                        if let Some(stop) = live.stop.take() {
+                            self.retired
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(stop);
+                        }
+                    }
+                }
             }
         }
         None
@@ -173,6 +188,6 @@ fn start(init: BorrowedFd<'_>) -> std::io::Result<Live> {
     Ok(Live {
         socket: ParentEnd::from_fd(parent_end),
         pidfd: spawned.pidfd,
-        _stop: stop_write,
+        stop: Some(stop_write),
     })
 }

@@ -83,6 +83,18 @@ fn one_resident_init_clones_every_container_and_goes_with_the_runtime() {
             .unwrap();
         c.start().await.unwrap();
         assert_eq!(c.wait().await.unwrap().code(), Some(7));
+        // The containers the first one cloned live on: their parent-death
+        // signal follows the keeper thread, which stays.
+        for c in &containers {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", c.pid())).unwrap();
+            let state = stat.rsplit(") ").next().unwrap().chars().next().unwrap();
+            assert_ne!(
+                state,
+                'Z',
+                "container {} died with the resident init",
+                c.pid()
+            );
+        }
         let now: Vec<i32> = resident_inits()
             .into_iter()
             .filter(|p| !before.contains(p))
