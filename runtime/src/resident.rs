@@ -45,7 +45,8 @@ enum State {
     #[default]
     Unstarted,
     Live(Live),
-    /// Could not be started: containers are cloned directly.
+    /// Could not be started, or failed twice in a row: containers are
+    /// cloned directly.
     Failed,
 }
 
@@ -86,7 +87,7 @@ impl Resident {
         fds: &[BorrowedFd<'_>],
     ) -> Option<std::io::Result<Spawned>> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        for _ in 0..2 {
+        for attempt in 0..2 {
             if matches!(*state, State::Unstarted) {
                 *state = match start(init) {
                     Ok(live) => State::Live(live),
@@ -111,6 +112,12 @@ impl Resident {
                                 .unwrap_or_else(|e| e.into_inner())
                                 .push(stop);
                         }
+                    }
+                    if attempt == 1 {
+                        // Gone twice in a row: clone directly from now on
+                        // rather than start one (and a thread) per create.
+                        tracing::warn!("the resident init failed twice; cloning directly");
+                        *state = State::Failed;
                     }
                 }
             }
