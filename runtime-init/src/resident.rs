@@ -98,7 +98,8 @@ fn enter(channel: &InitChannel, req: &SpawnRequest, fds: Vec<OwnedFd>) -> Result
     for (fd, target) in &stdio {
         sys::dup_onto(fd.as_fd(), *target).map_err(fail("place stdio"))?;
     }
-    drop(stdio);
-    drop(socket);
+    // Every received fd is dropped (closed) before the sweep, so that none
+    // is closed twice: the sweep is for what the resident init held.
+    drop((stdio, socket, fds));
     sys::close_from(4).map_err(fail("close the resident init's fds"))
 }
