@@ -66,13 +66,19 @@ pub fn serve(channel: &'static InitChannel) {
 /// signal, stdio to fds 0-2, and nothing else open.
 fn enter(channel: &InitChannel, req: &SpawnRequest, fds: Vec<OwnedFd>) -> Result<(), Error> {
     let fail = |op: &'static str| move |errno| Error::Spawn { op, errno };
+    // The received fds are above 3 (the resident init keeps 0-3 open), so
+    // placing one never replaces another. Until fd 3 is the container's
+    // socket, fd 3 is still the resident init's: nothing may be written to
+    // it from this copy (the runtime would read it as the next answer), so
+    // a failure here exits without a word and the create sees EOF.
+    if fds.is_empty() || fds.iter().any(|fd| fd.as_raw_fd() <= 3) {
+        std::process::exit(1);
+    }
     let mut fds = fds.into_iter();
-    let socket = fds
-        .next()
-        .ok_or(Errno::BADF)
-        .map_err(fail("take the socket"))?;
-    sys::dup_onto(socket.as_fd(), channel.as_fd().as_raw_fd())
-        .map_err(fail("place the init socket"))?;
+    let socket = fds.next().expect("checked above");
+    if sys::dup_onto(socket.as_fd(), channel.as_fd().as_raw_fd()).is_err() {
+        std::process::exit(1);
+    }
     sys::set_cloexec(channel.as_fd()).map_err(fail("mark the init socket close-on-exec"))?;
     let stdio: Vec<(OwnedFd, i32)> = req
         .stdio

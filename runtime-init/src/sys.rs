@@ -594,8 +594,14 @@ pub fn clone_container(
     // SAFETY: clone3(2) reads `size` bytes of a fully initialised
     // `clone_args` and writes the pidfd into `pidfd`, a live local. No
     // CLONE_VM and no stack: the child gets its own copy of this process,
-    // which has one thread (the init never starts another), so continuing
-    // in Rust in the child is as sound as after fork(2).
+    // which has one thread (the init never starts another). A raw clone3
+    // skips what glibc's fork(3) adds (atfork handlers, resetting the
+    // thread's cached tid and robust list): the init registers no atfork
+    // handler, and nothing it calls reads the cached tid (Rust's locks are
+    // plain futexes without owner tids; gettid and getpid are syscalls).
+    // `exit_signal` is left 0: with CLONE_PARENT the kernel gives the
+    // child this process's own exit signal (SIGCHLD), as the runtime's
+    // direct clone has.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,

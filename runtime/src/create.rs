@@ -547,10 +547,18 @@ fn spawn_resident(
     let ours = [our_in.as_fd(), our_out.as_fd(), our_err.as_fd()];
     let mut fds = vec![child_end];
     for (given, own) in stdio.into_iter().zip(ours) {
-        let fd = given.unwrap_or(own);
-        // A closed fd of ours is inherited as closed: only the direct
-        // clone can do that.
-        rustix::io::fcntl_getfd(fd).ok()?;
+        let fd = match given {
+            Some(fd) => fd,
+            // Ours, inherited: only when it is open and not close-on-exec.
+            // A closed one is inherited as closed, which only the direct
+            // clone does; a close-on-exec one at 0-2 is one of this
+            // process's own fds that took a closed stdio number, which no
+            // container may get.
+            None => match rustix::io::fcntl_getfd(own) {
+                Ok(flags) if !flags.contains(rustix::io::FdFlags::CLOEXEC) => own,
+                _ => return None,
+            },
+        };
         fds.push(fd);
     }
     let cgroup_dir = match cgroup {

@@ -18,8 +18,13 @@
 //!
 //! Requests are made with blocking calls under a mutex, in the create
 //! path, where the direct clone blocks as long (its `CLONE_VFORK` child
-//! runs until the exec). Any failure to reach the resident init restarts
-//! it once; after that the caller clones directly, as without one.
+//! runs until the exec); an answer that does not come within
+//! [`ANSWER_WITHIN`] (a stopped or stuck resident init) fails that create.
+//! A request that could not be sent restarts the resident init and is
+//! sent again, once; one that was sent but got no answer is not repeated
+//! (the resident init may have cloned): the create fails and the next one
+//! restarts it. Two failures in a row and containers are cloned directly
+//! from then on.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
@@ -69,11 +74,21 @@ impl Drop for Live {
 
 /// What went wrong with a request.
 enum Failure {
-    /// The resident init is gone or spoke out of turn: restart it.
-    Gone,
+    /// The request could not be sent: the resident init is gone. It can be
+    /// restarted and asked again.
+    NotSent,
+    /// Sent, but no answer came (it died, hung past [`ANSWER_WITHIN`], or
+    /// spoke out of turn). It may have cloned, so the request is not
+    /// repeated: the create fails, and the next one restarts it.
+    Lost,
     /// It answered: the clone failed.
     Clone(std::io::Error),
 }
+
+/// How long a clone may take the resident init before it is given up. A
+/// clone takes well under a millisecond; this only bounds a stopped or
+/// stuck one, which would otherwise hold every create behind the mutex.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Resident {
     /// Clones a container's init through the resident init of `init`.
@@ -100,26 +115,31 @@ impl Resident {
             let State::Live(live) = &*state else {
                 return None;
             };
-            match request(live, req, fds) {
+            let failure = match request(live, req, fds) {
                 Ok(spawned) => return Some(Ok(spawned)),
                 Err(Failure::Clone(e)) => return Some(Err(e)),
-                Err(Failure::Gone) => {
-                    if let State::Live(mut live) = std::mem::take(&mut *state) {
-                        // Its keeper thread stays: its containers live on.
-                        if let Some(stop) = live.stop.take() {
-                            self.retired
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push(stop);
-                        }
-                    }
-                    if attempt == 1 {
-                        // Gone twice in a row: clone directly from now on
-                        // rather than start one (and a thread) per create.
-                        tracing::warn!("the resident init failed twice; cloning directly");
-                        *state = State::Failed;
-                    }
+                Err(failure) => failure,
+            };
+            // Killed and reaped by the drop; its keeper thread stays, as
+            // the containers it cloned are that thread's children.
+            if let State::Live(mut live) = std::mem::take(&mut *state) {
+                if let Some(stop) = live.stop.take() {
+                    self.retired
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(stop);
                 }
+            }
+            if matches!(failure, Failure::Lost) {
+                return Some(Err(std::io::Error::other(
+                    "the resident init sent no answer (it is restarted for the next create)",
+                )));
+            }
+            if attempt == 1 {
+                // Gone twice in a row: clone directly from now on rather
+                // than start one (and a thread) per create.
+                tracing::warn!("the resident init failed twice; cloning directly");
+                *state = State::Failed;
             }
         }
         None
@@ -129,16 +149,33 @@ impl Resident {
 fn request(live: &Live, req: &SpawnRequest, fds: &[BorrowedFd<'_>]) -> Result<Spawned, Failure> {
     live.socket
         .send_spawn(req, fds)
-        .map_err(|_| Failure::Gone)?;
+        .map_err(|_| Failure::NotSent)?;
+    // The answer, the resident init's exit, or the time limit: whichever
+    // comes first.
+    let limit = rustix::time::Timespec {
+        tv_sec: ANSWER_WITHIN.as_secs() as i64,
+        tv_nsec: 0,
+    };
+    loop {
+        let mut polled = [
+            rustix::event::PollFd::new(&live.socket, rustix::event::PollFlags::IN),
+            rustix::event::PollFd::new(&live.pidfd, rustix::event::PollFlags::IN),
+        ];
+        match rustix::event::poll(&mut polled, Some(&limit)) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Ok(n) if n > 0 && !polled[0].revents().is_empty() => break,
+            _ => return Err(Failure::Lost),
+        }
+    }
     match live.socket.recv() {
         Ok((ToParent::ExecPid(p), Some(pidfd))) => {
-            let pid = Pid::from_raw(p.pid).ok_or(Failure::Gone)?;
+            let pid = Pid::from_raw(p.pid).ok_or(Failure::Lost)?;
             Ok(Spawned { pid, pidfd })
         }
         Ok((ToParent::Error(e), _)) => Err(Failure::Clone(std::io::Error::from_raw_os_error(
             e.errno.unwrap_or(libc::EIO),
         ))),
-        _ => Err(Failure::Gone),
+        _ => Err(Failure::Lost),
     }
 }
 

@@ -4,6 +4,9 @@
 
 use corral_tests::*;
 
+/// The tests count this process's resident inits: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Children of this process whose command line is the resident init's and
 /// that are in this pid namespace (the inits it clones start with its
 /// command line too, but each in a namespace of its own).
@@ -36,6 +39,7 @@ fn resident_inits() -> Vec<i32> {
 #[test]
 fn one_resident_init_clones_every_container_and_goes_with_the_runtime() {
     require_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -114,4 +118,49 @@ fn one_resident_init_clones_every_container_and_goes_with_the_runtime() {
         .filter(|p| !before.contains(p))
         .collect();
     assert!(after.is_empty(), "resident init left: {after:?}");
+}
+
+/// A resident init that does not answer (stopped here) fails the one
+/// create that asked, after the runtime's time limit, instead of holding
+/// every create; the next create gets a new resident init, and the
+/// containers cloned before live on.
+#[test]
+fn a_stopped_resident_init_fails_one_create_and_is_replaced() {
+    require_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio.block_on(async {
+        let rt = runtime();
+        let first = rt
+            .create(unique_id("stop1"), probe_spec(&["/probe", "pause"]))
+            .await
+            .unwrap();
+        let stopped = resident_inits();
+        assert_eq!(stopped.len(), 1, "{stopped:?}");
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(stopped[0]).unwrap(),
+            rustix::process::Signal::STOP,
+        )
+        .unwrap();
+        let err = rt
+            .create(unique_id("stop2"), probe_spec(&["/probe", "exit", "0"]))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("resident init"), "{err}");
+        let mut c = rt
+            .create(unique_id("stop3"), probe_spec(&["/probe", "exit", "3"]))
+            .await
+            .unwrap();
+        c.start().await.unwrap();
+        assert_eq!(c.wait().await.unwrap().code(), Some(3));
+        let now = resident_inits();
+        assert_eq!(now.len(), 1, "{now:?}");
+        assert_ne!(now[0], stopped[0]);
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", first.pid())).unwrap();
+        let state = stat.rsplit(") ").next().unwrap().chars().next().unwrap();
+        assert_ne!(state, 'Z', "the first container lives on");
+    });
 }

@@ -47,6 +47,10 @@ pub(crate) fn create(paths: &mut CgroupPaths, spare: Option<Vec<PathBuf>>) -> Re
             Ok(made) => paths.dirs[i].owned = made,
             Err(e) => {
                 remove_blocking(paths);
+                // The spare directories not used yet go too.
+                for unused in spare {
+                    let _ = std::fs::remove_dir(unused);
+                }
                 return Err(Error::sys(format!("mkdir cgroup {dir:?}"), e));
             }
         }
