@@ -75,12 +75,24 @@ fn one_resident_init_clones_every_container_and_goes_with_the_runtime() {
             1,
             "one resident init for three containers: {mine:?}"
         );
-        // Killed, it is replaced at the next create.
+        // Killed, it is replaced at the next create. (Waited for first: a
+        // request already on its way when it dies fails its create, as the
+        // runtime cannot know whether it cloned.)
+        let dead = rustix::process::pidfd_open(
+            rustix::process::Pid::from_raw(mine[0]).unwrap(),
+            rustix::process::PidfdFlags::empty(),
+        )
+        .unwrap();
         rustix::process::kill_process(
             rustix::process::Pid::from_raw(mine[0]).unwrap(),
             rustix::process::Signal::KILL,
         )
         .unwrap();
+        let mut exited = [rustix::event::PollFd::new(
+            &dead,
+            rustix::event::PollFlags::IN,
+        )];
+        rustix::event::poll(&mut exited, None).unwrap();
         let mut c = rt
             .create(unique_id("res-again"), probe_spec(&["/probe", "exit", "7"]))
             .await
