@@ -86,7 +86,10 @@ impl InitChannel {
                 Ok(Request::Exec(spec, pidfd))
             }
             ToInit::Spawn(req) => {
-                let want = 1 + req.stdio.iter().filter(|s| **s).count() + req.cgroup_fds as usize;
+                let want = 1
+                    + req.stdio.iter().filter(|s| **s).count()
+                    + req.cgroup_fds as usize
+                    + usize::from(req.wait_for_maps);
                 if fds.len() != want || (req.cgroup_dir && req.cgroup_fds != 1) {
                     return Err(Error::UnexpectedFds {
                         kind: Kind::Spawn,

@@ -629,7 +629,8 @@ pub enum ToInit {
 /// Its fds, in order: the new init's socket (its fd 3), one per `true` in
 /// `stdio` (its fds 0-2, in order), then `cgroup_fds` cgroup fds: v1
 /// `tasks` files the child writes `0` to, or, with `cgroup_dir`, the one
-/// v2 directory it is cloned into.
+/// v2 directory it is cloned into; last, with `wait_for_maps`, the read
+/// end of the pipe the child waits on for its user namespace's maps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpawnRequest {
     /// `CLONE_NEW*` bits.
@@ -645,6 +646,10 @@ pub struct SpawnRequest {
     pub unshare_cgroupns: bool,
     /// `PR_SET_PDEATHSIG` `SIGKILL`.
     pub kill_on_parent_death: bool,
+    /// A new user namespace: wait for one byte on the last fd (the
+    /// runtime has written the maps), then become its root.
+    #[serde(default)]
+    pub wait_for_maps: bool,
 }
 
 /// The body of `mount_fd`: which op of [`InitSpec::mounts`] the fd is for.

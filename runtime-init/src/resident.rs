@@ -11,10 +11,10 @@
 //! 0.35 ms each on this project's machines, see docs/performance.md).
 //!
 //! The copy then does what the runtime's cloned child does before exec'ing
-//! an init (cgroup placement, the cgroup namespace, the parent-death
-//! signal, fds 0-3) and runs the init's steps from the socket now at fd 3.
-//! The runtime only asks for containers that join nothing and have no user
-//! or time namespace (see `runtime/src/resident.rs`).
+//! an init (cgroup placement, the cgroup namespace, the user namespace's
+//! maps wait, the parent-death signal, fds 0-3) and runs the init's steps
+//! from the socket now at fd 3. The runtime only asks for containers that
+//! join nothing and have no time namespace (see `runtime/src/create.rs`).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
@@ -33,7 +33,8 @@ pub fn serve(channel: &'static InitChannel) {
             Err(corral_protocol::Error::Closed) => std::process::exit(0),
             Ok(_) | Err(_) => std::process::exit(1),
         };
-        let cgroup_dir = req.cgroup_dir.then(|| fds.last()).flatten();
+        let first_cgroup = 1 + req.stdio.iter().filter(|s| **s).count();
+        let cgroup_dir = req.cgroup_dir.then(|| fds.get(first_cgroup)).flatten();
         match sys::clone_container(req.clone_flags, cgroup_dir.map(|fd| fd.as_fd())) {
             Ok(Some((pid, pidfd))) => {
                 drop(fds);
@@ -88,14 +89,35 @@ fn enter(channel: &InitChannel, req: &SpawnRequest, fds: Vec<OwnedFd>) -> Result
         .map(|(_, target)| Ok((fds.next().ok_or(Errno::BADF)?, target)))
         .collect::<Result<_, Errno>>()
         .map_err(fail("take stdio"))?;
+    let cgroup: Vec<OwnedFd> = fds.by_ref().take(req.cgroup_fds as usize).collect();
     if !req.cgroup_dir {
-        for tasks in fds.by_ref() {
+        for tasks in &cgroup {
             // v1: the child moves itself ("0"), as the runtime's clone does.
-            rustix::io::write(&tasks, b"0").map_err(fail("join the cgroup"))?;
+            rustix::io::write(tasks, b"0").map_err(fail("join the cgroup"))?;
         }
     }
     if req.unshare_cgroupns {
         sys::unshare_cgroupns().map_err(fail("unshare the cgroup namespace"))?;
+    }
+    if req.wait_for_maps {
+        // A new user namespace: its maps come from the runtime, which
+        // knows our pid only now; then become its root, which the maps
+        // must map (see runtime/src/plan/userns.rs), before the
+        // parent-death signal, which a credential change clears.
+        let pipe = fds
+            .next()
+            .ok_or(Errno::BADF)
+            .map_err(fail("take the maps pipe"))?;
+        let mut byte = [0u8];
+        loop {
+            match rustix::io::read(&pipe, &mut byte) {
+                Ok(1) => break,
+                Err(Errno::INTR) => continue,
+                Ok(_) => return Err(fail("wait for the id maps")(Errno::PIPE)),
+                Err(errno) => return Err(fail("wait for the id maps")(errno)),
+            }
+        }
+        sys::become_root().map_err(fail("become the user namespace's root"))?;
     }
     if req.kill_on_parent_death {
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
@@ -106,6 +128,6 @@ fn enter(channel: &InitChannel, req: &SpawnRequest, fds: Vec<OwnedFd>) -> Result
     }
     // Every received fd is dropped (closed) before the sweep, so that none
     // is closed twice: the sweep is for what the resident init held.
-    drop((stdio, socket, fds));
+    drop((stdio, socket, cgroup, fds));
     sys::close_from(4).map_err(fail("close the resident init's fds"))
 }

@@ -659,6 +659,14 @@ pub fn close_from(first: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// `setresgid(0, 0, 0)` then `setresuid(0, 0, 0)` for this (only)
+/// thread: root of a user namespace whose maps map 0.
+pub fn become_root() -> io::Result<()> {
+    use rustix::thread::{Gid, Uid, set_thread_res_gid, set_thread_res_uid};
+    set_thread_res_gid(Gid::ROOT, Gid::ROOT, Gid::ROOT)?;
+    set_thread_res_uid(Uid::ROOT, Uid::ROOT, Uid::ROOT)
+}
+
 /// `unshare(CLONE_NEWCGROUP)`.
 pub fn unshare_cgroupns() -> io::Result<()> {
     // SAFETY: unshare(2) of the cgroup namespace only: it touches no fd

@@ -487,19 +487,16 @@ fn clone_init(
             && ns.pid.is_none()
             && !ns.joined_user
             && ns.new_time.is_none()
-            && ns.wait_for_maps.is_none()
             && !detach;
         if simple {
-            if let Some(spawned) = spawn_resident(
-                resident,
-                *init,
-                child_end,
+            let how = ResidentSpawn {
                 clone_flags,
-                stdio,
-                cgroup,
-                &procs,
                 unshare_cgroupns,
-            ) {
+                wait_for_maps: ns.wait_for_maps,
+            };
+            if let Some(spawned) =
+                spawn_resident(resident, *init, child_end, stdio, cgroup, &procs, &how)
+            {
                 return spawned.map_err(|e| Error::sys("clone3 through the resident init", e));
             }
         }
@@ -528,20 +525,26 @@ fn clone_init(
     sys::spawn_init(clone_flags, &child).map_err(|e| Error::sys("clone3", e))
 }
 
+/// What [`spawn_resident`] asks besides the fds.
+struct ResidentSpawn<'a> {
+    clone_flags: u64,
+    unshare_cgroupns: bool,
+    /// A new user namespace: the pipe the child waits on for its maps.
+    wait_for_maps: Option<std::os::fd::BorrowedFd<'a>>,
+}
+
 /// [`clone_init`] through the runtime's resident init (`resident`): the
 /// same child, cloned by a process that needs no exec. Inherited stdio is
 /// sent as this process's own fds 0-2, as the resident init's are not
 /// ours. `None` when it cannot be asked (then the caller clones directly).
-#[allow(clippy::too_many_arguments)]
 fn spawn_resident(
     resident: &crate::resident::Resident,
     init: std::os::fd::BorrowedFd<'_>,
     child_end: std::os::fd::BorrowedFd<'_>,
-    clone_flags: u64,
     stdio: [Option<std::os::fd::BorrowedFd<'_>>; 3],
     cgroup: Option<&Entry>,
     tasks: &[std::os::fd::BorrowedFd<'_>],
-    unshare_cgroupns: bool,
+    how: &ResidentSpawn<'_>,
 ) -> Option<std::io::Result<sys::Spawned>> {
     let (our_in, our_out, our_err) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     let ours = [our_in.as_fd(), our_out.as_fd(), our_err.as_fd()];
@@ -571,16 +574,19 @@ fn spawn_resident(
             false
         }
     };
+    let cgroup_fds = u32::try_from(fds.len() - 4).ok()?;
+    fds.extend(how.wait_for_maps);
     if fds.len() > corral_protocol::MAX_FDS {
         return None;
     }
     let req = corral_protocol::SpawnRequest {
-        clone_flags,
+        clone_flags: how.clone_flags,
         stdio: [true; 3],
-        cgroup_fds: u32::try_from(fds.len() - 4).ok()?,
+        cgroup_fds,
         cgroup_dir,
-        unshare_cgroupns,
+        unshare_cgroupns: how.unshare_cgroupns,
         kill_on_parent_death: true,
+        wait_for_maps: how.wait_for_maps.is_some(),
     };
     resident.spawn(init, &req, &fds)
 }

@@ -210,7 +210,7 @@ impl RuntimeBuilder {
     /// exec'd at the first create, from a thread of the runtime's own that
     /// lives as long as the runtime, and saves each container the exec of
     /// the init and its libc start-up (about 0.35 ms on this project's
-    /// machines). Containers that join namespaces, or have a user or time
+    /// machines). Containers that join namespaces, or have a time
     /// namespace, are always cloned directly, as are all when this is off.
     /// A process that starts one container (the command line) should say
     /// `false`.

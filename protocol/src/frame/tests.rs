@@ -106,6 +106,7 @@ fn every_message_round_trips() {
         cgroup_dir: false,
         unshare_cgroupns: false,
         kill_on_parent_death: true,
+        wait_for_maps: false,
     };
     round_trip(ToInit::Spawn(spawn), vec![r1, w1]);
     round_trip(ToParent::Error(init_error()), vec![]);
