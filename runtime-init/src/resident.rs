@@ -35,8 +35,8 @@ pub fn serve(channel: &'static InitChannel) {
         };
         let first_cgroup = 1 + req.stdio.iter().filter(|s| **s).count();
         let cgroup_dir = req.cgroup_dir.then(|| fds.get(first_cgroup)).flatten();
-        match sys::clone_container(req.clone_flags, cgroup_dir.map(|fd| fd.as_fd())) {
-            Ok(Some((pid, pidfd))) => {
+        match sys::clone_parent(req.clone_flags, cgroup_dir.map(|fd| fd.as_fd())) {
+            Ok(Some((pidfd, pid))) => {
                 drop(fds);
                 if channel.send_exec_pid(pid, pidfd.as_fd()).is_err() {
                     std::process::exit(1);
@@ -80,7 +80,8 @@ fn enter(channel: &InitChannel, req: &SpawnRequest, fds: Vec<OwnedFd>) -> Result
     if sys::dup_onto(socket.as_fd(), channel.as_fd().as_raw_fd()).is_err() {
         std::process::exit(1);
     }
-    sys::set_cloexec(channel.as_fd()).map_err(fail("mark the init socket close-on-exec"))?;
+    rustix::io::fcntl_setfd(channel, rustix::io::FdFlags::CLOEXEC)
+        .map_err(fail("mark the init socket close-on-exec"))?;
     let stdio: Vec<(OwnedFd, i32)> = req
         .stdio
         .iter()

@@ -25,7 +25,7 @@ pub fn run(channel: &InitChannel, kill_on_parent_death: bool) -> Result<()> {
     // the first frame the runtime reads from either.
     let (wait_read, wait_write) =
         rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(fail("pipe2"))?;
-    match crate::sys::clone_parent().map_err(fail("clone3 with CLONE_PARENT"))? {
+    match crate::sys::clone_parent(0, None).map_err(fail("clone3 with CLONE_PARENT"))? {
         Some((pidfd, pid)) => {
             drop(wait_read);
             // exec sync 2: the runtime gets the pidfd; this process is done.

@@ -338,16 +338,23 @@ pub fn load_seccomp_filter(flags: u32, packed: &[u64]) -> io::Result<Option<Owne
     Ok(Some(unsafe { OwnedFd::from_raw_fd(raw) }))
 }
 
-/// `clone3(CLONE_PARENT | CLONE_PIDFD)`, fork-like (no `CLONE_VM`, no
-/// stack): the new process's parent is this process's parent (the
-/// runtime), so the runtime can reap it through the pidfd. Returns
-/// `Some((pidfd, pid))` here and `None` in the new process.
+/// `clone3(CLONE_PARENT | CLONE_PIDFD | namespace_flags)`, fork-like (no
+/// `CLONE_VM`, no stack), into the v2 cgroup `cgroup` when given
+/// (`CLONE_INTO_CGROUP`): the new process's parent is this process's
+/// parent (the runtime), so the runtime can reap it through the pidfd.
+/// Returns `Some((pidfd, pid))` here and `None` in the new process. Used
+/// by exec mode (no flags) and by the resident init (a container's
+/// namespaces and cgroup).
 ///
 /// Children are made in the pid and time namespaces this process joined
 /// with `setns` (pid_namespaces(7)); the exit signal is this process's own
 /// (`SIGCHLD`), which the kernel copies for `CLONE_PARENT` (clone(2)).
-pub fn clone_parent() -> io::Result<Option<(OwnedFd, i32)>> {
-    /// `struct clone_args` (version 0, 64 bytes) from `<linux/sched.h>`.
+pub fn clone_parent(
+    namespace_flags: u64,
+    cgroup: Option<BorrowedFd<'_>>,
+) -> io::Result<Option<(OwnedFd, i32)>> {
+    /// `struct clone_args` (version 2, 88 bytes, with `cgroup`) from
+    /// `<linux/sched.h>`.
     #[repr(C)]
     #[derive(Default)]
     struct CloneArgs {
@@ -359,19 +366,30 @@ pub fn clone_parent() -> io::Result<Option<(OwnedFd, i32)>> {
         stack: u64,
         stack_size: u64,
         tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
     }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     let mut pidfd: libc::c_int = -1;
-    let args = CloneArgs {
-        flags: (libc::CLONE_PARENT | libc::CLONE_PIDFD) as u64,
+    let mut args = CloneArgs {
+        flags: namespace_flags | (libc::CLONE_PARENT | libc::CLONE_PIDFD) as u64,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         ..CloneArgs::default()
     };
+    if let Some(dir) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = dir.as_raw_fd() as u64;
+    }
     // SAFETY: clone3(2) with a fully initialised `clone_args` of the size we
     // pass, and `pidfd` pointing at a live local. No CLONE_VM and no stack:
     // the child runs on a private copy of this process's memory, like
     // fork(2). The init is single-threaded (no tokio, no thread spawned), so
     // no lock can be held by a thread that does not exist in the child, and
-    // the child may go on running ordinary code.
+    // the child may go on running ordinary code. A raw clone3 skips what
+    // glibc's fork(3) adds (atfork handlers, resetting the cached tid and
+    // robust list): the init registers no atfork handler, and nothing it
+    // calls reads the cached tid (Rust's locks are plain futexes).
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -556,72 +574,6 @@ pub fn set_memory_policy(mode: u32, flags: u32, nodes: &[u32]) -> io::Result<()>
     if ret == 0 { Ok(()) } else { Err(last_errno()) }
 }
 
-/// Resident mode: `clone3(CLONE_PARENT | CLONE_PIDFD | namespace_flags)`,
-/// into the v2 cgroup `cgroup` when given (`CLONE_INTO_CGROUP`). Like
-/// `fork`, it returns twice: `Some((pid, pidfd))` in this process, `None`
-/// in the child, a copy of this one whose parent is this one's parent.
-pub fn clone_container(
-    namespace_flags: u64,
-    cgroup: Option<BorrowedFd<'_>>,
-) -> io::Result<Option<(i32, OwnedFd)>> {
-    /// The kernel's `struct clone_args`, version 2 (with `cgroup`).
-    #[repr(C)]
-    #[derive(Default)]
-    struct CloneArgs {
-        flags: u64,
-        pidfd: u64,
-        child_tid: u64,
-        parent_tid: u64,
-        exit_signal: u64,
-        stack: u64,
-        stack_size: u64,
-        tls: u64,
-        set_tid: u64,
-        set_tid_size: u64,
-        cgroup: u64,
-    }
-    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-    let mut pidfd: libc::c_int = -1;
-    let mut args = CloneArgs {
-        flags: namespace_flags | (libc::CLONE_PARENT | libc::CLONE_PIDFD) as u64,
-        pidfd: std::ptr::addr_of_mut!(pidfd) as u64,
-        ..CloneArgs::default()
-    };
-    if let Some(dir) = cgroup {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = dir.as_raw_fd() as u64;
-    }
-    // SAFETY: clone3(2) reads `size` bytes of a fully initialised
-    // `clone_args` and writes the pidfd into `pidfd`, a live local. No
-    // CLONE_VM and no stack: the child gets its own copy of this process,
-    // which has one thread (the init never starts another). A raw clone3
-    // skips what glibc's fork(3) adds (atfork handlers, resetting the
-    // thread's cached tid and robust list): the init registers no atfork
-    // handler, and nothing it calls reads the cached tid (Rust's locks are
-    // plain futexes without owner tids; gettid and getpid are syscalls).
-    // `exit_signal` is left 0: with CLONE_PARENT the kernel gives the
-    // child this process's own exit signal (SIGCHLD), as the runtime's
-    // direct clone has.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    match ret {
-        0 => Ok(None),
-        pid if pid > 0 => {
-            // SAFETY: CLONE_PIDFD stored a new fd that nothing else owns.
-            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-            Ok(Some((pid as i32, pidfd)))
-        }
-        _ => Err(Errno::from_raw_os_error(
-            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-        )),
-    }
-}
-
 /// `dup2(fd, target)`, leaving the new fd without `FD_CLOEXEC` (fd 3 is
 /// marked again by the caller).
 pub fn dup_onto(fd: BorrowedFd<'_>, target: i32) -> io::Result<()> {
@@ -632,17 +584,7 @@ pub fn dup_onto(fd: BorrowedFd<'_>, target: i32) -> io::Result<()> {
     // number, replaced atomically if open (the caller's own stdio or
     // socket slot, which it owns through its statics and nothing else).
     let ret = unsafe { libc::dup2(fd.as_raw_fd(), target) };
-    if ret < 0 {
-        return Err(Errno::from_raw_os_error(
-            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-        ));
-    }
-    Ok(())
-}
-
-/// Marks `fd` close-on-exec.
-pub fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
-    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)
+    if ret < 0 { Err(last_errno()) } else { Ok(()) }
 }
 
 /// `close_range(first, ~0, 0)`: closes every fd from `first` on.
@@ -651,12 +593,7 @@ pub fn close_from(first: u32) -> io::Result<()> {
     // `OwnedFd`s; the caller (a freshly cloned child) has dropped every
     // handle to those fds and holds none in statics at or above `first`.
     let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
-    if ret != 0 {
-        return Err(Errno::from_raw_os_error(
-            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-        ));
-    }
-    Ok(())
+    if ret < 0 { Err(last_errno()) } else { Ok(()) }
 }
 
 /// `setresgid(0, 0, 0)` then `setresuid(0, 0, 0)` for this (only)

@@ -34,11 +34,6 @@ use crate::error::{Error, Result};
 use crate::idmap::Detached;
 use crate::plan::Plan;
 
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-const MOUNT_ATTR_NOEXEC: u64 = 0x8;
-
 /// One tree to build, for op `op` of the init's mounts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TreeRequest {
@@ -147,7 +142,7 @@ fn request_for(ops: &[MountOp], start: usize) -> Option<TreeRequest> {
         Some((last, binds)) if last.flags & libc::MS_REMOUNT != 0 => (binds, Some(last)),
         _ => (rest, None),
     };
-    let mut attrs = attrs_of(tmpfs.flags);
+    let mut attrs = crate::plan::mount_attrs_of(tmpfs.flags);
     let mut out = Vec::with_capacity(binds.len());
     for b in binds {
         let name = b
@@ -159,7 +154,7 @@ fn request_for(ops: &[MountOp], start: usize) -> Option<TreeRequest> {
         {
             return None;
         }
-        attrs |= attrs_of(b.flags);
+        attrs |= crate::plan::mount_attrs_of(b.flags);
         let source = b.source.as_ref()?.as_path().to_path_buf();
         out.push((std::ffi::OsStr::from_bytes(name).to_os_string(), source));
     }
@@ -167,7 +162,7 @@ fn request_for(ops: &[MountOp], start: usize) -> Option<TreeRequest> {
         if last.destination.as_bytes() != dest {
             return None;
         }
-        attrs |= attrs_of(last.flags);
+        attrs |= crate::plan::mount_attrs_of(last.flags);
         if let Some(r) = last.recursive {
             attrs |= r.set;
         }
@@ -177,18 +172,6 @@ fn request_for(ops: &[MountOp], start: usize) -> Option<TreeRequest> {
         binds: out,
         attrs,
     })
-}
-
-fn attrs_of(ms: u64) -> u64 {
-    [
-        (libc::MS_RDONLY, MOUNT_ATTR_RDONLY),
-        (libc::MS_NOSUID, MOUNT_ATTR_NOSUID),
-        (libc::MS_NODEV, MOUNT_ATTR_NODEV),
-        (libc::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
-    ]
-    .into_iter()
-    .filter(|(flag, _)| ms & flag != 0)
-    .fold(0, |acc, (_, attr)| acc | attr)
 }
 
 /// Builds the tree of `req`: a tmpfs with each hierarchy's directory
@@ -233,6 +216,12 @@ mod tests {
     use crate::plan::IdmapRequest;
     use corral_protocol::StartVia;
     use serde_json::json;
+
+    /// `<linux/mount.h>`.
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NOSUID: u64 = 0x2;
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
+    const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
     fn plan_with(mounts: serde_json::Value, cgroupns: bool) -> Plan {
         let mut namespaces = vec![json!({"type": "mount"})];

@@ -423,22 +423,17 @@ fn clone_exec_init(
     let envp: [*const c_char; 1] = [std::ptr::null()];
     let tasks = cgroups.v1_tasks();
     let plan = ChildPlan {
-        stdio: stdio::child_fds(prepared),
-        socket: child_end.as_fd(),
-        socket_target: 3,
-        init: binary.exec(),
-        argv: &argv,
-        envp: &envp,
         kill_on_parent_death: !detached,
-        wait_for_maps: None,
-        join: &[],
-        become_root: false,
-        new_time: None,
-        join_pid: None,
         cgroup: cgroups.clone_into(),
         cgroup_tasks: &tasks,
         initial_affinity,
-        unshare_cgroupns: false,
+        ..ChildPlan::plain(
+            stdio::child_fds(prepared),
+            child_end.as_fd(),
+            binary.exec(),
+            &argv,
+            &envp,
+        )
     };
     sys::spawn_init(0, &plan).map_err(|e| Error::sys("clone3", e))
 }

@@ -95,7 +95,7 @@ fn idmapped_tree(req: &IdmapRequest, userns: BorrowedFd<'_>) -> Result<OwnedFd> 
     // slave there), it behaves as a bind made inside the container after
     // the root went `rslave`: host mounts still arrive, nothing goes back.
     // The op's own propagation comes later, in the init.
-    crate::sys::mount_setattr_propagation(tree.as_fd(), libc::MS_SLAVE).map_err(|e| {
+    crate::sys::mount_set_attrs_recursive(tree.as_fd(), 0, libc::MS_SLAVE).map_err(|e| {
         Error::sys(
             format!("make {:?} a slave for {}", req.source, req.field),
             e,

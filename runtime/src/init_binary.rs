@@ -317,24 +317,8 @@ mod tests {
         let (parent_end, child_end) = corral_protocol::socketpair().unwrap();
         let argv = [c"corral-init".as_ptr(), c"3".as_ptr(), std::ptr::null()];
         let envp = [std::ptr::null()];
-        let plan = crate::sys::ChildPlan {
-            stdio: [None, None, None],
-            socket: child_end.as_fd(),
-            socket_target: 3,
-            init: bin.exec(),
-            argv: &argv,
-            envp: &envp,
-            kill_on_parent_death: true,
-            wait_for_maps: None,
-            join: &[],
-            become_root: false,
-            new_time: None,
-            join_pid: None,
-            cgroup: None,
-            cgroup_tasks: &[],
-            initial_affinity: None,
-            unshare_cgroupns: false,
-        };
+        let plan =
+            crate::sys::ChildPlan::plain([None; 3], child_end.as_fd(), bin.exec(), &argv, &envp);
         let spawned = crate::sys::spawn_init(0, &plan).unwrap();
         drop(child_end);
         // The init finds its parent gone at its first receive and exits 1;

@@ -200,24 +200,13 @@ fn start(init: BorrowedFd<'_>) -> std::io::Result<Live> {
                 std::ptr::null(),
             ];
             let envp: [*const libc::c_char; 1] = [std::ptr::null()];
-            let plan = ChildPlan {
-                stdio: [Some(null.as_fd()), Some(null.as_fd()), Some(null.as_fd())],
-                socket: child_end.as_fd(),
-                socket_target: crate::container::INIT_SOCKET_FD,
-                init: InitExec::Fd(init.as_fd()),
-                argv: &argv,
-                envp: &envp,
-                kill_on_parent_death: true,
-                wait_for_maps: None,
-                join: &[],
-                become_root: false,
-                new_time: None,
-                join_pid: None,
-                cgroup: None,
-                cgroup_tasks: &[],
-                initial_affinity: None,
-                unshare_cgroupns: false,
-            };
+            let plan = ChildPlan::plain(
+                [Some(null.as_fd()), Some(null.as_fd()), Some(null.as_fd())],
+                child_end.as_fd(),
+                InitExec::Fd(init.as_fd()),
+                &argv,
+                &envp,
+            );
             let spawned = crate::sys::spawn_init(0, &plan);
             drop((child_end, null, init));
             let _ = tx.send(spawned);

@@ -254,9 +254,12 @@ fn needed_v1(dir: &CgroupDir, writes: &[Write]) -> bool {
 /// runtime's, as with runc's rootless mode.
 pub(crate) fn make(prepared: Prepared, spares: &Arc<Spares>) -> Result<Option<CgroupPaths>> {
     let mut paths = prepared.paths;
-    let spare = spares.take(&paths);
+    let parents = spares.parents_of(&paths);
+    let spare = parents.as_deref().and_then(|p| spares.take(p));
     let created = tree::create(&mut paths, spare);
-    spares.refill(&paths);
+    if let Some(parents) = parents {
+        spares.refill(parents);
+    }
     if let Err(e) = created {
         if !prepared.required && !rustix::process::geteuid().is_root() && permission_denied(&e) {
             tracing::warn!(error = %e, "no cgroup for the container: not permitted and none asked for");

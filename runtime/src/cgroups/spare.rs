@@ -59,11 +59,10 @@ impl Spares {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A ready set for a container's directories `paths`: one directory per
-    /// entry of `paths.dirs`, each under that entry's parent. `None` when
-    /// no set is ready for those parents.
-    pub(crate) fn take(&self, paths: &CgroupPaths) -> Option<Vec<PathBuf>> {
-        let parents = self.parents_of(paths)?;
+    /// A ready set for a container whose directories are under `parents`
+    /// (see [`Spares::parents_of`]): one directory per parent, in order.
+    /// `None` when no set is ready for those parents.
+    pub(crate) fn take(&self, parents: &[PathBuf]) -> Option<Vec<PathBuf>> {
         let mut state = self.state();
         if state.parents != parents {
             return None;
@@ -71,14 +70,11 @@ impl Spares {
         state.ready.pop()
     }
 
-    /// Makes sets under `paths`'s parents in a blocking task until `keep`
-    /// are ready (the sets kept for other parents are removed first). Does
+    /// Makes sets under `parents` in a blocking task until `keep` are
+    /// ready (the sets kept for other parents are removed first). Does
     /// nothing when a refill is already running, or outside a tokio
     /// runtime.
-    pub(crate) fn refill(self: &Arc<Self>, paths: &CgroupPaths) {
-        let Some(parents) = self.parents_of(paths) else {
-            return;
-        };
+    pub(crate) fn refill(self: &Arc<Self>, parents: Vec<PathBuf>) {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -130,7 +126,7 @@ impl Spares {
     /// The parents spares for `paths` live in; `None` where none are kept
     /// (v2, a cpuset directory, which must be filled before use, or
     /// `keep` 0).
-    fn parents_of(&self, paths: &CgroupPaths) -> Option<Vec<PathBuf>> {
+    pub(crate) fn parents_of(&self, paths: &CgroupPaths) -> Option<Vec<PathBuf>> {
         if self.keep == 0 || paths.v2 || paths.dirs.is_empty() {
             return None;
         }
@@ -239,13 +235,14 @@ mod tests {
     fn a_taken_set_is_renamed_into_place_and_the_rest_go_at_drop() {
         let (_tmp, mut paths) = tree_with("take", &["memory", "pids"]);
         let spares = Spares::new(2);
+        let parents = spares.parents_of(&paths).unwrap();
         assert!(
-            spares.take(&paths).is_none(),
+            spares.take(&parents).is_none(),
             "nothing is made ahead unasked"
         );
         fill_now(&spares, &paths);
         assert_eq!(spares_in(&paths), 4, "two sets of two directories");
-        let set = spares.take(&paths).expect("a set is ready");
+        let set = spares.take(&parents).expect("a set is ready");
         tree::create(&mut paths, Some(set)).unwrap();
         for d in &paths.dirs {
             assert!(d.path.is_dir(), "{} is in place", d.path.display());
@@ -266,8 +263,9 @@ mod tests {
         let (_tmp2, elsewhere) = tree_with("elsewhere", &["memory", "pids"]);
         let spares = Spares::new(1);
         fill_now(&spares, &paths);
+        let elsewhere = spares.parents_of(&elsewhere).unwrap();
         assert!(spares.take(&elsewhere).is_none());
-        assert!(spares.take(&paths).is_some());
+        assert!(spares.take(&spares.parents_of(&paths).unwrap()).is_some());
     }
 
     #[test]

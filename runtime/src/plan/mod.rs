@@ -24,7 +24,7 @@ use oci_spec::runtime::{Linux, LinuxNamespaceType, Process};
 
 pub(crate) use idmap::{IdmapRequest, IdmapUserns};
 pub(crate) use joins::Joins;
-pub(crate) use mounts::{CgroupContext, bind_container_cgroup};
+pub(crate) use mounts::{CgroupContext, bind_container_cgroup, mount_attrs_of};
 pub(crate) use netdev::NetDevice;
 pub(crate) use userns::IdMaps;
 

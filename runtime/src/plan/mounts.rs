@@ -85,6 +85,20 @@ const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
 const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x20_0000;
 
+/// The `MOUNT_ATTR_*` bits of the `MS_RDONLY`, `MS_NOSUID`, `MS_NODEV` and
+/// `MS_NOEXEC` in `ms` (the access flags that are bits in both).
+pub(crate) fn mount_attrs_of(ms: u64) -> u64 {
+    [
+        (libc::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (libc::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (libc::MS_NODEV, MOUNT_ATTR_NODEV),
+        (libc::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| ms & flag != 0)
+    .fold(0, |acc, (_, attr)| acc | attr)
+}
+
 /// A recursive option (runc's `r*` set, applied with
 /// `mount_setattr(AT_RECURSIVE)`): `(set, clear)` bits. The atime options
 /// are an enum in the kernel, not bits: each picks one mode and clears
@@ -281,18 +295,9 @@ impl CgroupContext<'_> {
             ops.push(self.hierarchy_op(h, dest.join(&h.name), hierarchy_flags));
         }
         if flags & ro != 0 {
-            let recursive = bind_once.then(|| {
-                let mut set = MOUNT_ATTR_RDONLY;
-                for (ms, attr) in [
-                    (libc::MS_NOSUID, MOUNT_ATTR_NOSUID),
-                    (libc::MS_NODEV, MOUNT_ATTR_NODEV),
-                    (libc::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
-                ] {
-                    if flags & ms != 0 {
-                        set |= attr;
-                    }
-                }
-                MountAttr { set, clear: 0 }
+            let recursive = bind_once.then(|| MountAttr {
+                set: mount_attrs_of(flags | ro),
+                clear: 0,
             });
             ops.push(MountOp {
                 source: Some("tmpfs".into()),

@@ -92,6 +92,39 @@ pub struct ChildPlan<'a> {
     pub unshare_cgroupns: bool,
 }
 
+impl<'a> ChildPlan<'a> {
+    /// A child that joins, waits for and unshares nothing, has no cgroup
+    /// of its own and dies with its parent: `stdio` on fds 0-2, `socket` on
+    /// fd 3, then the exec of `init`. Callers change the rest with struct
+    /// update syntax.
+    pub fn plain(
+        stdio: [Option<BorrowedFd<'a>>; 3],
+        socket: BorrowedFd<'a>,
+        init: InitExec<'a>,
+        argv: &'a [*const c_char],
+        envp: &'a [*const c_char],
+    ) -> Self {
+        ChildPlan {
+            stdio,
+            socket,
+            socket_target: crate::container::INIT_SOCKET_FD,
+            init,
+            argv,
+            envp,
+            kill_on_parent_death: true,
+            wait_for_maps: None,
+            join: &[],
+            become_root: false,
+            new_time: None,
+            join_pid: None,
+            cgroup: None,
+            cgroup_tasks: &[],
+            initial_affinity: None,
+            unshare_cgroupns: false,
+        }
+    }
+}
+
 /// A new child: its host pid and a pidfd.
 pub struct Spawned {
     /// Host pid.

@@ -108,8 +108,9 @@ pub fn mount_set_attrs(fd: BorrowedFd<'_>, set: u64) -> io::Result<()> {
 }
 
 /// `mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, {attr_set: set,
-/// propagation})`: adds the `MOUNT_ATTR_*` flags `set` to `tree` and every
-/// mount below it, and sets their propagation type (0: unchanged).
+/// propagation})`: adds the `MOUNT_ATTR_*` flags `set` (maybe none) to
+/// `tree` and every mount below it, and sets their propagation type
+/// (`MS_SLAVE`, `MS_PRIVATE`, ...; 0: unchanged) (mount_setattr(2)).
 pub fn mount_set_attrs_recursive(
     tree: BorrowedFd<'_>,
     set: u64,
@@ -117,19 +118,6 @@ pub fn mount_set_attrs_recursive(
 ) -> io::Result<()> {
     let attr = MountAttr {
         attr_set: set,
-        attr_clr: 0,
-        propagation,
-        userns_fd: 0,
-    };
-    mount_setattr(tree, true, &attr)
-}
-
-/// `mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, {propagation})`:
-/// sets the propagation type (`MS_SLAVE`, `MS_PRIVATE`, ...) of `tree` and
-/// every mount below it (mount_setattr(2)).
-pub fn mount_setattr_propagation(tree: BorrowedFd<'_>, propagation: u64) -> io::Result<()> {
-    let attr = MountAttr {
-        attr_set: 0,
         attr_clr: 0,
         propagation,
         userns_fd: 0,
