@@ -2,7 +2,9 @@
 //!
 //! The sources use only std and are compiled by plain rustc, not cargo, so
 //! they get no dependencies and none of the workspace lints. Static glibc
-//! (`+crt-static`) lets them run in a rootfs that has no libc at all.
+//! (`+crt-static`) lets them run in a rootfs that has no libc at all. A
+//! `#![no_std]` source (`true`) links neither std nor libc and brings its
+//! own entry point.
 //!
 //! Also writes, for `src/lib.rs`:
 //! - `$OUT_DIR/bin_names.rs` and `$OUT_DIR/bin_paths.rs`: parallel array
@@ -76,6 +78,20 @@ fn bin_names(bins_dir: &Path) -> Vec<String> {
 
 fn compile(target: &str, name: &str, src: &Path, dest: &Path) {
     let rustc = env::var_os("RUSTC").expect("cargo sets RUSTC");
+    // A `#![no_std]` source brings its own `_start` and links no libc.
+    let text = fs::read_to_string(src).unwrap_or_else(|e| panic!("read {src:?}: {e}"));
+    let no_libc: &[&str] = if text.contains("#![no_std]") {
+        &[
+            "-C",
+            "relocation-model=static",
+            "-C",
+            "link-arg=-nostartfiles",
+            "-C",
+            "link-arg=-nostdlib",
+        ]
+    } else {
+        &[]
+    };
     // `true` and `false` are keywords and `-` is not allowed in crate names.
     let crate_name = format!("testbin_{}", name.replace('-', "_"));
     let output = Command::new(&rustc)
@@ -90,6 +106,7 @@ fn compile(target: &str, name: &str, src: &Path, dest: &Path) {
         .args(["--target", target])
         .args(["-C", "opt-level=2", "-C", "panic=abort"])
         .args(["-C", "target-feature=+crt-static", "-C", "strip=symbols"])
+        .args(no_libc)
         .arg("-o")
         .arg(dest)
         .arg(src)
