@@ -229,6 +229,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         // unused at exit.
         .cgroup_spares(0)
         .resident_init(false)
+        .mount_ns_holds(0)
         .build()?;
     match cli.command {
         Command::Create(args) => lifecycle::create(&rt, args).await,

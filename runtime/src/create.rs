@@ -361,6 +361,11 @@ async fn spawn_and_handshake(
     let process = guard.process.insert(
         PidFd::new(spawned.pidfd, spawned.pid).map_err(|e| Error::sys("register pidfd", e))?,
     );
+    if clone_flags & libc::CLONE_NEWNS as u64 != 0 && !detach {
+        if let Some(hold) = runtime.mount_ns_holds().take(process.as_fd(), spawned.pid) {
+            process.hold_mount_ns(hold);
+        }
+    }
     // The container's user namespace, for idmapped mounts that take its
     // mappings: a joined one's file, or the new one of the waiting child.
     let mut container_userns = None;

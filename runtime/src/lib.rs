@@ -32,6 +32,7 @@ mod exec;
 mod hooks;
 mod idmap;
 mod init_binary;
+mod mount_ns_hold;
 mod namespaces;
 mod netdev;
 mod pidfd;

@@ -20,6 +20,9 @@ pub(crate) struct PidFd {
     fd: AsyncFd<OwnedFd>,
     pid: Pid,
     status: Mutex<Option<ExitStatus>>,
+    /// The process's mount namespace, held until the exit is reaped
+    /// (`crate::mount_ns_hold`).
+    mount_ns: Mutex<Option<crate::mount_ns_hold::Hold>>,
 }
 
 impl PidFd {
@@ -29,7 +32,16 @@ impl PidFd {
             fd: crate::sys::register(fd, tokio::io::Interest::READABLE)?,
             pid,
             status: Mutex::new(None),
+            mount_ns: Mutex::new(None),
         })
+    }
+
+    /// Keeps `hold` until the process is reaped through this handle.
+    pub fn hold_mount_ns(&self, hold: crate::mount_ns_hold::Hold) {
+        *self
+            .mount_ns
+            .lock()
+            .expect("no panics while holding the mount namespace lock") = Some(hold);
     }
 
     /// The pidfd.
@@ -62,6 +74,14 @@ impl PidFd {
             (None, None) => return Ok(None),
         };
         *status = Some(s);
+        drop(status);
+        // Reaped: the namespace's teardown can go to the closer now.
+        drop(
+            self.mount_ns
+                .lock()
+                .expect("no panics while holding the mount namespace lock")
+                .take(),
+        );
         Ok(Some(s))
     }
 

@@ -30,6 +30,21 @@ pub fn ns_type(fd: BorrowedFd<'_>) -> io::Result<i32> {
     }
 }
 
+/// `ioctl(pidfd, PIDFD_GET_MNT_NAMESPACE)`: an fd of the process's mount
+/// namespace (Linux 6.11+; `ENOTTY` before), close-on-exec.
+pub fn pidfd_mount_ns(pidfd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // _IO(PIDFS_IOCTL_MAGIC = 0xFF, 3), include/uapi/linux/pidfd.h.
+    const PIDFD_GET_MNT_NAMESPACE: libc::c_ulong = 0xff03;
+    // SAFETY: the ioctl takes no argument and returns a new fd or -1;
+    // `pidfd` is live for the call.
+    let ret = unsafe { libc::ioctl(pidfd.as_raw_fd(), PIDFD_GET_MNT_NAMESPACE) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a non-negative return is a new fd that nothing else owns.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ret) })
+}
+
 /// A `cpu_set_t` holding `cpus` (those beyond its size are left out).
 pub fn cpu_set(cpus: impl IntoIterator<Item = usize>) -> libc::cpu_set_t {
     // SAFETY: cpu_set_t is a plain bit array; all zeroes is the empty set.
