@@ -508,12 +508,13 @@ fn cmd_exit(rest: &[OsString]) -> Res {
     std::process::exit(code)
 }
 
-/// For the exit → wake-up bench: the last thing before `exit_group` is
-/// reading the clock and one `write(2)`.
+/// For the exit → wake-up bench: the last things before `exit_group` are
+/// reading the clock and one `write(2)` (no libc or std exit handlers
+/// run after it).
 fn cmd_stamp_exit() -> Res {
     let now = monotonic_ns().map_err(|e| Fail::io("clock_gettime".into(), e))?;
     emit_json(&Json::Int(now))?;
-    std::process::exit(0)
+    sys::exit_group(0)
 }
 
 /// `clock_gettime(CLOCK_MONOTONIC)` in ns: std's `Instant` hides the
