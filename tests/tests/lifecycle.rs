@@ -276,3 +276,25 @@ fn spare_cgroup_sets_are_gone_when_the_runtime_is() {
     }
     let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(&group));
 }
+
+/// Once the workload runs, the host's root is gone from the container's
+/// mount table (the init unmounts it after `pivot_root`): one mount at
+/// `/`. Left attached, the host's root would be listed at `/` too,
+/// stacked on the container's.
+#[tokio::test]
+async fn the_hosts_root_is_unmounted_before_the_workload_runs() {
+    require_root();
+    let rt = runtime();
+    let (status, text) = run_capture(
+        &rt,
+        probe_spec(&["/probe", "read", "/proc/self/mountinfo"]),
+    )
+    .await
+    .unwrap();
+    assert!(status.success(), "{status}: {text}");
+    let roots = text
+        .lines()
+        .filter(|line| line.split(' ').nth(4) == Some("/"))
+        .count();
+    assert_eq!(roots, 1, "mounts at / in the container:\n{text}");
+}
