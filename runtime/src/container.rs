@@ -311,6 +311,7 @@ impl Container {
         {
             return Err(self.state_error("delete"));
         }
+        self.process().mount_ns_torn_down().await;
         self.remove_cgroup().await?;
         self.remove_state()?;
         self.run_poststop().await;
@@ -324,6 +325,7 @@ impl Container {
             .wait()
             .await
             .map_err(|e| Error::sys("waitid on pidfd", e))?;
+        self.process().mount_ns_torn_down().await;
         self.remove_cgroup().await?;
         self.remove_state()?;
         self.run_poststop().await;

@@ -12,7 +12,8 @@
 //! from the pidfd just after the clone. The container's exit then finds
 //! the namespace still referenced and reports at once. When the exit has
 //! been reaped, the fd goes to a blocking task, whose `close` does the
-//! teardown off every waiter's path.
+//! teardown off every waiter's path; `delete` awaits that task, so that
+//! the container's mounts are gone when it returns.
 //!
 //! Each hold is an fd, and a runtime must drive 10,000 containers within
 //! the 20,000 fds these hosts allow. So holds come from a budget
@@ -20,38 +21,33 @@
 //! budget is spent runs without one, with the teardown back in its exit.
 
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use rustix::process::Pid;
 
-/// The holds a runtime may have at once, and the fds waiting to close.
+/// The holds a runtime may still take.
 #[derive(Debug)]
 pub(crate) struct Holds {
     free: AtomicUsize,
-    closing: Mutex<Closing>,
 }
 
-#[derive(Debug, Default)]
-struct Closing {
-    fds: Vec<OwnedFd>,
-    /// A blocking task is draining `fds`.
-    busy: bool,
-}
-
-/// One container's mount namespace, kept referenced; dropping it hands
-/// the fd to the closer.
+/// One container's mount namespace, kept referenced. [`Hold::release`]
+/// (or dropping it) closes the fd on a blocking task.
 #[derive(Debug)]
 pub(crate) struct Hold {
     fd: Option<OwnedFd>,
     holds: Arc<Holds>,
 }
 
+/// A released hold's teardown, for `delete` to await: a container's
+/// mounts (its rootfs among them) are gone when `delete` returns.
+pub(crate) type Teardown = Option<tokio::task::JoinHandle<()>>;
+
 impl Holds {
     pub fn new(budget: usize) -> Arc<Holds> {
         Arc::new(Holds {
             free: AtomicUsize::new(budget),
-            closing: Mutex::new(Closing::default()),
         })
     }
 
@@ -84,59 +80,45 @@ impl Holds {
         }
     }
 
-    /// Queues `fd` for closing on a blocking task (inline without a tokio
-    /// runtime); the budget gets it back once it is closed.
-    fn close(self: &Arc<Holds>, fd: OwnedFd) {
-        let start = {
-            let mut closing = self.lock();
-            closing.fds.push(fd);
-            !std::mem::replace(&mut closing.busy, true)
-        };
-        if !start {
-            return;
-        }
-        let holds = Arc::clone(self);
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                drop(handle.spawn_blocking(move || holds.drain()));
-            }
-            Err(_) => holds.drain(),
-        }
-    }
-
-    /// Closes queued fds until none is left.
-    fn drain(&self) {
-        loop {
-            let batch = {
-                let mut closing = self.lock();
-                if closing.fds.is_empty() {
-                    closing.busy = false;
-                    return;
-                }
-                std::mem::take(&mut closing.fds)
-            };
-            let n = batch.len();
-            drop(batch);
-            self.free.fetch_add(n, Ordering::AcqRel);
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Closing> {
-        self.closing
-            .lock()
-            .expect("no panics while holding the closing lock")
-    }
-
     #[cfg(test)]
     fn free(&self) -> usize {
         self.free.load(Ordering::Acquire)
     }
 }
 
+impl Hold {
+    /// Closes the fd (tearing the namespace down if it was the last
+    /// reference) on a blocking task, or here without a tokio runtime;
+    /// the budget gets it back once closed.
+    pub fn release(mut self) -> Teardown {
+        let fd = self.fd.take()?;
+        let holds = Arc::clone(&self.holds);
+        let close = move || {
+            drop(fd);
+            holds.free.fetch_add(1, Ordering::AcqRel);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => Some(handle.spawn_blocking(close)),
+            Err(_) => {
+                close();
+                None
+            }
+        }
+    }
+}
+
 impl Drop for Hold {
+    /// A hold dropped unreleased (its process handle let go) is released
+    /// with nobody to await the teardown.
     fn drop(&mut self) {
         if let Some(fd) = self.fd.take() {
-            self.holds.close(fd);
+            drop(
+                Hold {
+                    fd: Some(fd),
+                    holds: Arc::clone(&self.holds),
+                }
+                .release(),
+            );
         }
     }
 }
@@ -181,9 +163,24 @@ mod tests {
         // No tokio runtime here: dropping closes inline.
         drop(a);
         assert_eq!(holds.free(), 1);
-        drop(b);
+        assert!(b.release().is_none(), "closed inline");
         assert_eq!(holds.free(), 2);
         assert!(holds.take(pidfd, pid).is_some());
+    }
+
+    #[tokio::test]
+    async fn inside_tokio_a_release_closes_on_a_task_that_can_be_awaited() {
+        let holds = Holds::new(1);
+        let (pidfd, pid) = own_pidfd();
+        let hold = holds
+            .take(std::os::fd::AsFd::as_fd(&pidfd), pid)
+            .expect("a hold");
+        assert_eq!(holds.free(), 0);
+        hold.release()
+            .expect("a blocking task")
+            .await
+            .expect("the close");
+        assert_eq!(holds.free(), 1);
     }
 
     #[test]

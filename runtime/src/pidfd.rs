@@ -23,6 +23,8 @@ pub(crate) struct PidFd {
     /// The process's mount namespace, held until the exit is reaped
     /// (`crate::mount_ns_hold`).
     mount_ns: Mutex<Option<crate::mount_ns_hold::Hold>>,
+    /// Its teardown once released at the reap.
+    teardown: Mutex<crate::mount_ns_hold::Teardown>,
 }
 
 impl PidFd {
@@ -33,6 +35,7 @@ impl PidFd {
             pid,
             status: Mutex::new(None),
             mount_ns: Mutex::new(None),
+            teardown: Mutex::new(None),
         })
     }
 
@@ -75,13 +78,15 @@ impl PidFd {
         };
         *status = Some(s);
         drop(status);
-        // Reaped: the namespace's teardown can go to the closer now.
-        drop(
-            self.mount_ns
-                .lock()
-                .expect("no panics while holding the mount namespace lock")
-                .take(),
-        );
+        // Reaped: the namespace's teardown can start now, off this task.
+        let hold = self
+            .mount_ns
+            .lock()
+            .expect("no panics while holding the mount namespace lock")
+            .take();
+        if let Some(hold) = hold {
+            *self.teardown_slot() = hold.release();
+        }
         Ok(Some(s))
     }
 
@@ -100,6 +105,22 @@ impl PidFd {
                 guard.clear_ready();
             }
         }
+    }
+
+    /// Waits until the mount namespace held for this process, if any, is
+    /// torn down. Call after the process was reaped.
+    pub async fn mount_ns_torn_down(&self) {
+        let teardown = self.teardown_slot().take();
+        if let Some(task) = teardown {
+            // A close cannot fail; a panicked task has nothing to report.
+            let _ = task.await;
+        }
+    }
+
+    fn teardown_slot(&self) -> std::sync::MutexGuard<'_, crate::mount_ns_hold::Teardown> {
+        self.teardown
+            .lock()
+            .expect("no panics while holding the teardown lock")
     }
 
     /// Sends `signal` through the pidfd. Fails with `ESRCH` once the

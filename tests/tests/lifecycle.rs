@@ -285,12 +285,9 @@ fn spare_cgroup_sets_are_gone_when_the_runtime_is() {
 async fn the_hosts_root_is_unmounted_before_the_workload_runs() {
     require_root();
     let rt = runtime();
-    let (status, text) = run_capture(
-        &rt,
-        probe_spec(&["/probe", "read", "/proc/self/mountinfo"]),
-    )
-    .await
-    .unwrap();
+    let (status, text) = run_capture(&rt, probe_spec(&["/probe", "read", "/proc/self/mountinfo"]))
+        .await
+        .unwrap();
     assert!(status.success(), "{status}: {text}");
     let roots = text
         .lines()

@@ -23,8 +23,9 @@ fn mount_ns_of(pid: i32) -> String {
 }
 
 /// A runtime holds the mount namespace of as many containers as its budget
-/// says, each until the container's exit is reaped, and closes every hold:
-/// none is left once the runtime and its blocking tasks are gone.
+/// says, each until the container's exit is reaped; `delete` returns once
+/// the hold is closed, and none is left once the runtime and its blocking
+/// tasks are gone.
 #[test]
 fn holds_follow_the_budget_and_none_outlives_the_runtime() {
     require_root();
@@ -64,10 +65,17 @@ fn holds_follow_the_budget_and_none_outlives_the_runtime() {
                 "container {n}: {ns} held? budget 2, holds {held:?}"
             );
         }
+        // `delete` returns once the namespace is torn down: its fd is closed.
         for c in live {
+            let ns = mount_ns_of(c.pid());
             c.kill(libc::SIGKILL).unwrap();
             assert_eq!(c.wait().await.unwrap().signal(), Some(libc::SIGKILL));
             c.delete().await.unwrap();
+            let held = held_mount_namespaces();
+            assert!(
+                !held.contains(&ns),
+                "{ns} still held after delete: {held:?}"
+            );
         }
         // The exit of a held container is reported, and its status is right.
         let mut c = rt
