@@ -184,6 +184,16 @@ mod tests {
     }
 
     #[test]
+    fn the_ioctl_gives_the_namespace_without_proc() {
+        let (pidfd, _) = own_pidfd();
+        let fd = crate::sys::pidfd_mount_ns(std::os::fd::AsFd::as_fd(&pidfd))
+            .expect("PIDFD_GET_MNT_NAMESPACE (Linux 6.11+)");
+        let held = rustix::fs::fstat(&fd).expect("fstat");
+        let own = rustix::fs::stat("/proc/self/ns/mnt").expect("stat our mount namespace");
+        assert_eq!((held.st_dev, held.st_ino), (own.st_dev, own.st_ino));
+    }
+
+    #[test]
     fn a_zero_budget_holds_nothing() {
         let holds = Holds::new(0);
         let (pidfd, pid) = own_pidfd();

@@ -35,9 +35,15 @@ pub fn ns_type(fd: BorrowedFd<'_>) -> io::Result<i32> {
 pub fn pidfd_mount_ns(pidfd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     // _IO(PIDFS_IOCTL_MAGIC = 0xFF, 3), include/uapi/linux/pidfd.h.
     const PIDFD_GET_MNT_NAMESPACE: libc::c_ulong = 0xff03;
-    // SAFETY: the ioctl takes no argument and returns a new fd or -1;
-    // `pidfd` is live for the call.
-    let ret = unsafe { libc::ioctl(pidfd.as_raw_fd(), PIDFD_GET_MNT_NAMESPACE) };
+    // SAFETY: the ioctl returns a new fd or -1; its argument must be 0
+    // (EINVAL otherwise) and is not a pointer. `pidfd` is live for the call.
+    let ret = unsafe {
+        libc::ioctl(
+            pidfd.as_raw_fd(),
+            PIDFD_GET_MNT_NAMESPACE,
+            0 as libc::c_ulong,
+        )
+    };
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }
