@@ -7,7 +7,7 @@
 //! (that is one of the spec's mounts) nor `/dev/console` (see `console`).
 
 use std::ffi::OsStr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -25,14 +25,56 @@ use crate::rootfs::Rootfs;
 use crate::sys;
 
 pub fn create(root: &Rootfs, devices: &[DeviceNode], symlinks: &[Symlink]) -> Result<()> {
+    let mut parents = Parents::default();
     // The spec's modes are exact (a 0666 /dev/null must not become 0644).
     let old = umask(Mode::empty());
-    let result = devices.iter().try_for_each(|dev| create_device(root, dev));
+    let result = devices
+        .iter()
+        .try_for_each(|dev| create_device(root, &mut parents, dev));
     umask(old);
     result?;
     symlinks
         .iter()
-        .try_for_each(|link| create_symlink(root, link))
+        .try_for_each(|link| create_symlink(root, &mut parents, link))
+}
+
+/// The directory the last node was made in, kept while the next node's
+/// path has the same parent (`/dev` for every default node and link):
+/// one path walk inside the root instead of one per node. The same parent
+/// string resolves to the same directory: nodes are only ever made in it,
+/// never in one of the components above it.
+#[derive(Default)]
+struct Parents {
+    last: Option<(Vec<u8>, OwnedFd)>,
+}
+
+impl Parents {
+    /// The parent directory of `path` (made if missing, see
+    /// `in_root::create_parent`) and the last component.
+    fn of<'p>(
+        &mut self,
+        root: &Rootfs,
+        path: &'p [u8],
+    ) -> rustix::io::Result<(BorrowedFd<'_>, &'p [u8])> {
+        let key = match path.iter().rposition(|&b| b == b'/') {
+            Some(slash) => &path[..slash],
+            None => &[][..],
+        };
+        let reuse = self.last.as_ref().is_some_and(|(k, _)| k == key);
+        let name = if reuse {
+            let name = &path[key.len() + 1..];
+            if name.is_empty() || name == b"." || name == b".." {
+                return Err(Errno::INVAL);
+            }
+            name
+        } else {
+            let (fd, name) = in_root::create_parent(root.fd(), path)?;
+            self.last = Some((key.to_vec(), fd));
+            name
+        };
+        let (_, fd) = self.last.as_ref().expect("set above");
+        Ok((fd.as_fd(), name))
+    }
 }
 
 /// The file type for an OCI device `type`: `c` (or `u`, unbuffered
@@ -46,7 +88,7 @@ pub fn file_type(kind: char) -> Option<FileType> {
     }
 }
 
-fn create_device(root: &Rootfs, dev: &DeviceNode) -> Result<()> {
+fn create_device(root: &Rootfs, parents: &mut Parents, dev: &DeviceNode) -> Result<()> {
     let path = dev.path.as_bytes();
     let fail = |op: &'static str| {
         move |errno| Error::Dev {
@@ -63,20 +105,25 @@ fn create_device(root: &Rootfs, dev: &DeviceNode) -> Result<()> {
     } else {
         makedev(dev.major, dev.minor)
     };
-    let (parent, name) =
-        in_root::create_parent(root.fd(), path).map_err(fail("create parent of"))?;
-    match statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) if is_same_node(st.st_mode, st.st_rdev, file_type, rdev) => return Ok(()),
-        Ok(_) => unlinkat(&parent, name, AtFlags::empty()).map_err(fail("remove"))?,
-        Err(Errno::NOENT) => {}
-        Err(errno) => return Err(fail("stat")(errno)),
-    }
+    let (parent, name) = parents.of(root, path).map_err(fail("create parent of"))?;
     let mode = Mode::from_raw_mode(dev.mode & 0o7777);
-    match mknodat(&parent, name, file_type, mode, rdev) {
+    // Made first, looked at only if something is there already (an
+    // image's own /dev without a /dev mount): `mknod` reports EEXIST
+    // before it checks the privilege to make a device.
+    let mut made = mknodat(parent, name, file_type, mode, rdev);
+    if made == Err(Errno::EXIST) {
+        let st = statat(parent, name, AtFlags::SYMLINK_NOFOLLOW).map_err(fail("stat"))?;
+        if is_same_node(st.st_mode, st.st_rdev, file_type, rdev) {
+            return Ok(());
+        }
+        unlinkat(parent, name, AtFlags::empty()).map_err(fail("remove"))?;
+        made = mknodat(parent, name, file_type, mode, rdev);
+    }
+    match made {
         Ok(()) => {
             let (uid, gid) = (Uid::from_raw(dev.uid), Gid::from_raw(dev.gid));
             chownat(
-                &parent,
+                parent,
                 name,
                 Some(uid),
                 Some(gid),
@@ -103,7 +150,7 @@ fn bind_host_node(root: &Rootfs, path: &[u8]) -> rustix::io::Result<()> {
     rustix::mount::mount_bind(OsStr::from_bytes(path), target.as_c_str())
 }
 
-fn create_symlink(root: &Rootfs, link: &Symlink) -> Result<()> {
+fn create_symlink(root: &Rootfs, parents: &mut Parents, link: &Symlink) -> Result<()> {
     let path = link.link.as_bytes();
     let fail = |op: &'static str| {
         move |errno| Error::Dev {
@@ -112,10 +159,9 @@ fn create_symlink(root: &Rootfs, link: &Symlink) -> Result<()> {
             errno,
         }
     };
-    let (parent, name) =
-        in_root::create_parent(root.fd(), path).map_err(fail("create parent of"))?;
-    match symlinkat(link.target.as_bytes(), &parent, name) {
-        Err(Errno::EXIST) => match readlinkat(&parent, name, Vec::new()) {
+    let (parent, name) = parents.of(root, path).map_err(fail("create parent of"))?;
+    match symlinkat(link.target.as_bytes(), parent, name) {
+        Err(Errno::EXIST) => match readlinkat(parent, name, Vec::new()) {
             Ok(existing) if existing.as_bytes() == link.target.as_bytes() => Ok(()),
             _ => Err(fail("symlink")(Errno::EXIST)),
         },

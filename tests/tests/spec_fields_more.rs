@@ -68,6 +68,65 @@ async fn linux_devices_are_created_with_type_numbers_mode_and_owner() {
     );
 }
 
+/// In an image's own `/dev` (no `/dev` mount), a file in the way of a
+/// device is replaced by the node, and a node that is already the one
+/// asked for (type and numbers) is kept as it is.
+#[tokio::test]
+async fn devices_replace_what_is_in_the_way_and_keep_matching_nodes() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    require_root();
+    let _serial = serial().await;
+    let tmp = TempDir::new("devs");
+    let rootfs = tmp.path().join("rootfs");
+    corral_testbins::build_rootfs(&rootfs).unwrap();
+    let dev = rootfs.join("dev");
+    std::fs::write(dev.join("corral-a"), b"in the way").unwrap();
+    let kept = dev.join("corral-b");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &kept,
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        rustix::fs::makedev(1, 3),
+    )
+    .unwrap();
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let node = |path: &str, mode: u32| {
+        LinuxDeviceBuilder::default()
+            .path(path)
+            .typ(LinuxDeviceType::C)
+            .major(1)
+            .minor(3)
+            .file_mode(mode)
+            .build()
+            .unwrap()
+    };
+    let mut spec = corral::Spec::builder()
+        .rootfs(&rootfs)
+        .args(["/bin/true"])
+        .build()
+        .unwrap();
+    linux(&mut spec).set_devices(Some(vec![
+        node("/dev/corral-a", 0o666),
+        node("/dev/corral-b", 0o666),
+    ]));
+    // Only /proc: the nodes go into the image's own /dev.
+    let mounts = spec.oci().mounts().clone().unwrap_or_default();
+    let proc: Vec<_> = mounts
+        .into_iter()
+        .filter(|m| m.destination() == Path::new("/proc"))
+        .collect();
+    assert_eq!(proc.len(), 1, "the default spec mounts /proc");
+    spec.oci_mut().set_mounts(Some(proc));
+    output(spec).await;
+    let a = std::fs::symlink_metadata(dev.join("corral-a")).unwrap();
+    assert!(a.file_type().is_char_device(), "{a:?}");
+    assert_eq!((a.rdev(), a.mode() & 0o7777), (rustix::fs::makedev(1, 3), 0o666));
+    let b = std::fs::symlink_metadata(&kept).unwrap();
+    assert!(b.file_type().is_char_device(), "{b:?}");
+    assert_eq!(b.mode() & 0o7777, 0o600, "a matching node is left as it was");
+}
+
 #[tokio::test]
 async fn linux_devices_outside_dev_or_of_type_a_are_refused() {
     require_root();
