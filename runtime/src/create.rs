@@ -352,7 +352,8 @@ async fn spawn_and_handshake(
         &ns,
         detach,
         entry.as_ref(),
-    )?;
+    )
+    .await?;
     drop(child_end);
     drop(entry);
     let [p0, p1, p2] = prepared;
@@ -459,7 +460,7 @@ struct NsPlan<'a> {
 }
 
 /// `clone3` into the namespaces, then exec of `corral-init` (sync 0).
-fn clone_init(
+async fn clone_init(
     runtime: &Runtime,
     prepared: &[stdio::Prepared; 3],
     child_end: std::os::fd::BorrowedFd<'_>,
@@ -469,9 +470,6 @@ fn clone_init(
     cgroup: Option<&Entry>,
 ) -> Result<sys::Spawned> {
     let binary = runtime.init_binary()?;
-    // argv[1] names INIT_SOCKET_FD.
-    let argv: [*const c_char; 3] = [c"corral-init".as_ptr(), c"3".as_ptr(), std::ptr::null()];
-    let envp: [*const c_char; 1] = [std::ptr::null()];
     let exec = binary.exec();
     let procs: Vec<std::os::fd::BorrowedFd<'_>> = match cgroup {
         Some(Entry::Tasks(fds)) => fds.iter().map(|f| f.as_fd()).collect(),
@@ -500,12 +498,15 @@ fn clone_init(
                 wait_for_maps: ns.wait_for_maps,
             };
             if let Some(spawned) =
-                spawn_resident(resident, *init, child_end, stdio, cgroup, &procs, &how)
+                spawn_resident(resident, *init, child_end, stdio, cgroup, &procs, &how).await
             {
                 return spawned.map_err(|e| Error::sys("clone3 through the resident init", e));
             }
         }
     }
+    // argv[1] names INIT_SOCKET_FD.
+    let argv: [*const c_char; 3] = [c"corral-init".as_ptr(), c"3".as_ptr(), std::ptr::null()];
+    let envp: [*const c_char; 1] = [std::ptr::null()];
     let child = ChildPlan {
         stdio,
         socket: child_end,
@@ -542,7 +543,7 @@ struct ResidentSpawn<'a> {
 /// same child, cloned by a process that needs no exec. Inherited stdio is
 /// sent as this process's own fds 0-2, as the resident init's are not
 /// ours. `None` when it cannot be asked (then the caller clones directly).
-fn spawn_resident(
+async fn spawn_resident(
     resident: &crate::resident::Resident,
     init: std::os::fd::BorrowedFd<'_>,
     child_end: std::os::fd::BorrowedFd<'_>,
@@ -593,7 +594,7 @@ fn spawn_resident(
         kill_on_parent_death: true,
         wait_for_maps: how.wait_for_maps.is_some(),
     };
-    resident.spawn(init, &req, &fds)
+    resident.spawn(init, &req, &fds).await
 }
 
 /// The bundle and annotations for the seccomp agent's state JSON.

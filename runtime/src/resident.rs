@@ -16,9 +16,11 @@
 //! exits, and the resident init and every container it clones have that
 //! thread as their parent. The thread only waits for the runtime to go.
 //!
-//! Requests are made with blocking calls under a mutex, in the create
-//! path, where the direct clone blocks as long (its `CLONE_VFORK` child
-//! runs until the exec); an answer that does not come within
+//! Requests are sent under an async mutex, one at a time, and the answer
+//! is awaited on the reactor: no thread blocks while the resident init
+//! clones. Once sent, a request is seen through by a task of its own, so a
+//! create dropped meanwhile leaves no answer unread and no clone behind
+//! (the task kills and reaps it). An answer that does not come within
 //! [`ANSWER_WITHIN`] (a stopped or stuck resident init) fails that create.
 //! A request that could not be sent restarts the resident init and is
 //! sent again, once; one that was sent but got no answer is not repeated
@@ -27,22 +29,23 @@
 //! from then on.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use corral_protocol::{ParentEnd, SpawnRequest, ToParent};
 use rustix::process::{Pid, WaitId, WaitIdOptions};
+use tokio::io::unix::AsyncFd;
 
 use crate::sys::{ChildPlan, InitExec, Spawned};
 
 /// The resident init of one runtime, started at its first use.
 #[derive(Debug, Default)]
 pub(crate) struct Resident {
-    state: Mutex<State>,
+    state: Arc<tokio::sync::Mutex<State>>,
     /// Stop pipes of the keeper threads of resident inits that died and
     /// were replaced: the containers they cloned are those threads'
     /// children, and their parent-death signal fires if the thread exits.
     /// Kept until the runtime goes.
-    retired: Mutex<Vec<OwnedFd>>,
+    retired: Arc<Mutex<Vec<OwnedFd>>>,
 }
 
 #[derive(Debug, Default)]
@@ -59,8 +62,26 @@ enum State {
 struct Live {
     socket: ParentEnd,
     pidfd: OwnedFd,
+    /// Bounds the wait for an answer (armed per request).
+    timer: OwnedFd,
     /// Its close ends the keeper thread's wait.
     stop: Option<OwnedFd>,
+    /// `socket`, `pidfd` and `timer` on the reactor of the tokio runtime
+    /// that asked last (copies of the fds, registered again when another
+    /// runtime asks).
+    watched: Option<Watched>,
+    /// A request was sent and its answer not read: set while one is in
+    /// flight. Found set, the answer was abandoned (its task dropped with
+    /// its tokio runtime), and the resident init is replaced.
+    awaiting: bool,
+}
+
+#[derive(Debug)]
+struct Watched {
+    runtime: tokio::runtime::Id,
+    socket: AsyncFd<OwnedFd>,
+    pidfd: AsyncFd<OwnedFd>,
+    timer: AsyncFd<OwnedFd>,
 }
 
 impl Drop for Live {
@@ -72,11 +93,9 @@ impl Drop for Live {
     }
 }
 
-/// What went wrong with a request.
+/// What went wrong with a request that was sent. (One that could not be
+/// sent found the resident init gone: it is restarted and asked again.)
 enum Failure {
-    /// The request could not be sent: the resident init is gone. It can be
-    /// restarted and asked again.
-    NotSent,
     /// Sent, but no answer came (it died, hung past [`ANSWER_WITHIN`], or
     /// spoke out of turn). It may have cloned, so the request is not
     /// repeated: the create fails, and the next one restarts it.
@@ -95,14 +114,23 @@ impl Resident {
     /// `fds`, in order: the init socket's child end, fds 0-2, then the
     /// cgroup fds `req` counts. `None` when there is no resident init to
     /// ask (the caller then clones directly).
-    pub(crate) fn spawn(
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: once the request is sent, its answer is awaited by a
+    /// task of its own, which kills and reaps a clone nobody awaits.
+    pub(crate) async fn spawn(
         &self,
         init: BorrowedFd<'_>,
         req: &SpawnRequest,
         fds: &[BorrowedFd<'_>],
     ) -> Option<std::io::Result<Spawned>> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = Arc::clone(&self.state).lock_owned().await;
         for attempt in 0..2 {
+            if matches!(*state, State::Live(Live { awaiting: true, .. })) {
+                // An answer was abandoned: that resident init is out of
+                // step with us.
+                retire(&mut state, &self.retired);
+            }
             if matches!(*state, State::Unstarted) {
                 *state = match start(init) {
                     Ok(live) => State::Live(live),
@@ -112,29 +140,43 @@ impl Resident {
                     }
                 };
             }
-            let State::Live(live) = &*state else {
+            let State::Live(live) = &mut *state else {
                 return None;
             };
-            let failure = match request(live, req, fds) {
-                Ok(spawned) => return Some(Ok(spawned)),
-                Err(Failure::Clone(e)) => return Some(Err(e)),
-                Err(failure) => failure,
-            };
-            // Killed and reaped by the drop; its keeper thread stays, as
-            // the containers it cloned are that thread's children.
-            if let State::Live(mut live) = std::mem::take(&mut *state) {
-                if let Some(stop) = live.stop.take() {
-                    self.retired
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(stop);
-                }
+            let sent = watch(live).and_then(|()| {
+                live.socket
+                    .send_spawn(req, fds)
+                    .map_err(std::io::Error::other)
+            });
+            if sent.is_ok() {
+                live.awaiting = true;
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let retired = Arc::clone(&self.retired);
+                tokio::spawn(async move {
+                    let answer = answer(&mut state).await;
+                    if let Err(Failure::Lost) = &answer {
+                        // Killed and reaped; the next create starts another.
+                        retire(&mut state, &retired);
+                    }
+                    drop(state);
+                    if let Err(Ok(orphan)) = tx.send(answer) {
+                        // The create was dropped: nobody will wait for
+                        // this clone.
+                        if let Ok(process) = crate::pidfd::PidFd::new(orphan.pidfd, orphan.pid) {
+                            crate::reaper::kill_and_reap(process, None);
+                        }
+                    }
+                });
+                return match rx.await {
+                    Ok(Ok(spawned)) => Some(Ok(spawned)),
+                    Ok(Err(Failure::Clone(e))) => Some(Err(e)),
+                    _ => Some(Err(std::io::Error::other(
+                        "the resident init sent no answer (it is restarted for the next create)",
+                    ))),
+                };
             }
-            if matches!(failure, Failure::Lost) {
-                return Some(Err(std::io::Error::other(
-                    "the resident init sent no answer (it is restarted for the next create)",
-                )));
-            }
+            // Not sent: gone. Killed and reaped by the drop; restarted once.
+            retire(&mut state, &self.retired);
             if attempt == 1 {
                 // Gone twice in a row: clone directly from now on rather
                 // than start one (and a thread) per create.
@@ -146,28 +188,95 @@ impl Resident {
     }
 }
 
-fn request(live: &Live, req: &SpawnRequest, fds: &[BorrowedFd<'_>]) -> Result<Spawned, Failure> {
-    live.socket
-        .send_spawn(req, fds)
-        .map_err(|_| Failure::NotSent)?;
-    // The answer, the resident init's exit, or the time limit: whichever
-    // comes first.
-    let limit = rustix::time::Timespec {
-        tv_sec: ANSWER_WITHIN.as_secs() as i64,
-        tv_nsec: 0,
-    };
-    loop {
-        let mut polled = [
-            rustix::event::PollFd::new(&live.socket, rustix::event::PollFlags::IN),
-            rustix::event::PollFd::new(&live.pidfd, rustix::event::PollFlags::IN),
-        ];
-        match rustix::event::poll(&mut polled, Some(&limit)) {
-            Err(rustix::io::Errno::INTR) => continue,
-            Ok(n) if n > 0 && !polled[0].revents().is_empty() => break,
-            _ => return Err(Failure::Lost),
+/// Takes the live resident init out of `state` (its drop kills and reaps
+/// it) and keeps its keeper thread: the containers it cloned are that
+/// thread's children.
+fn retire(state: &mut State, retired: &Mutex<Vec<OwnedFd>>) {
+    if let State::Live(mut live) = std::mem::take(state) {
+        if let Some(stop) = live.stop.take() {
+            retired.lock().unwrap_or_else(|e| e.into_inner()).push(stop);
         }
     }
-    match live.socket.recv() {
+}
+
+/// Registers the resident init's fds with the current tokio runtime's
+/// reactor, unless they already are.
+fn watch(live: &mut Live) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(std::io::Error::other)?
+        .id();
+    if live.watched.as_ref().is_some_and(|w| w.runtime == runtime) {
+        return Ok(());
+    }
+    live.watched = None;
+    let readable = tokio::io::Interest::READABLE;
+    live.watched = Some(Watched {
+        runtime,
+        socket: crate::sys::register(live.socket.as_fd().try_clone_to_owned()?, readable)?,
+        pidfd: crate::sys::register(live.pidfd.try_clone()?, readable)?,
+        timer: crate::sys::register(live.timer.try_clone()?, readable)?,
+    });
+    Ok(())
+}
+
+/// Waits for the answer to the request just sent: the answer, the
+/// resident init's exit, or the time limit, whichever comes first.
+async fn answer(state: &mut State) -> Result<Spawned, Failure> {
+    let State::Live(live) = state else {
+        return Err(Failure::Lost);
+    };
+    let watched = live.watched.as_ref().ok_or(Failure::Lost)?;
+    let limit = rustix::time::Itimerspec {
+        it_interval: rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: rustix::time::Timespec {
+            tv_sec: ANSWER_WITHIN.as_secs() as i64,
+            tv_nsec: 0,
+        },
+    };
+    rustix::time::timerfd_settime(
+        &live.timer,
+        rustix::time::TimerfdTimerFlags::empty(),
+        &limit,
+    )
+    .map_err(|_| Failure::Lost)?;
+    let answered = loop {
+        tokio::select! {
+            ready = watched.socket.readable() => {
+                let Ok(mut guard) = ready else { break false };
+                // Readable: the answer is there (a spurious wake-up clears
+                // and waits again).
+                let mut polled = [rustix::event::PollFd::new(&live.socket, rustix::event::PollFlags::IN)];
+                if matches!(rustix::event::poll(&mut polled, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0) {
+                    break true;
+                }
+                guard.clear_ready();
+            }
+            _ = watched.pidfd.readable() => break false,
+            _ = watched.timer.readable() => break false,
+        }
+    };
+    // Disarmed, and its expiry count (if it fired) read away.
+    let off = rustix::time::Itimerspec {
+        it_interval: rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+    };
+    let _ =
+        rustix::time::timerfd_settime(&live.timer, rustix::time::TimerfdTimerFlags::empty(), &off);
+    if !answered {
+        return Err(Failure::Lost);
+    }
+    let reply = live.socket.recv();
+    live.awaiting = false;
+    match reply {
         Ok((ToParent::ExecPid(p), Some(pidfd))) => {
             let pid = Pid::from_raw(p.pid).ok_or(Failure::Lost)?;
             Ok(Spawned { pid, pidfd })
@@ -218,9 +327,16 @@ fn start(init: BorrowedFd<'_>) -> std::io::Result<Live> {
     let spawned = rx
         .recv()
         .map_err(|_| std::io::Error::other("the resident init's thread ended"))??;
+    let timer = rustix::time::timerfd_create(
+        rustix::time::TimerfdClockId::Monotonic,
+        rustix::time::TimerfdFlags::CLOEXEC | rustix::time::TimerfdFlags::NONBLOCK,
+    )?;
     Ok(Live {
         socket: ParentEnd::from_fd(parent_end),
         pidfd: spawned.pidfd,
+        timer,
         stop: Some(stop_write),
+        watched: None,
+        awaiting: false,
     })
 }

@@ -176,3 +176,57 @@ fn a_stopped_resident_init_fails_one_create_and_is_replaced() {
         assert_ne!(state, 'Z', "the first container lives on");
     });
 }
+
+/// A create dropped while its request is with the resident init (stopped
+/// here, so the request is sent and unanswered when the future goes):
+/// the answer that comes later is read by the runtime, not taken for the
+/// next create's, and the clone it names is killed and reaped.
+#[test]
+fn a_create_dropped_mid_request_leaves_no_clone_and_no_stale_answer() {
+    require_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let before = child_count();
+    tokio.block_on(async {
+        let rt = runtime();
+        // Starts the resident init.
+        let mut warm = rt
+            .create(unique_id("drop0"), probe_spec(&["/probe", "exit", "0"]))
+            .await
+            .unwrap();
+        warm.start().await.unwrap();
+        warm.wait().await.unwrap();
+        warm.delete().await.unwrap();
+        let resident = resident_inits();
+        assert_eq!(resident.len(), 1, "{resident:?}");
+        let pid = rustix::process::Pid::from_raw(resident[0]).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+        {
+            let create = rt.create(unique_id("drop1"), probe_spec(&["/probe", "pause"]));
+            let mut create = std::pin::pin!(std::future::IntoFuture::into_future(create));
+            // One poll sends the request; the stopped resident init cannot
+            // answer, so the future is pending when it is dropped.
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let polled = std::future::Future::poll(create.as_mut(), &mut cx);
+            assert!(polled.is_pending(), "the create finished without an answer");
+        }
+        rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+        // The next create waits for the abandoned answer to be read, then
+        // gets its own clone.
+        let mut c = rt
+            .create(unique_id("drop2"), probe_spec(&["/probe", "exit", "5"]))
+            .await
+            .unwrap();
+        c.start().await.unwrap();
+        assert_eq!(c.wait().await.unwrap().code(), Some(5));
+        c.delete().await.unwrap();
+        drop(rt);
+    });
+    // The runtime's shutdown finishes what its tasks left: every child,
+    // the abandoned clone among them, is reaped.
+    drop(tokio);
+    assert_eq!(child_count(), before, "children left");
+}

@@ -121,10 +121,17 @@ async fn devices_replace_what_is_in_the_way_and_keep_matching_nodes() {
     output(spec).await;
     let a = std::fs::symlink_metadata(dev.join("corral-a")).unwrap();
     assert!(a.file_type().is_char_device(), "{a:?}");
-    assert_eq!((a.rdev(), a.mode() & 0o7777), (rustix::fs::makedev(1, 3), 0o666));
+    assert_eq!(
+        (a.rdev(), a.mode() & 0o7777),
+        (rustix::fs::makedev(1, 3), 0o666)
+    );
     let b = std::fs::symlink_metadata(&kept).unwrap();
     assert!(b.file_type().is_char_device(), "{b:?}");
-    assert_eq!(b.mode() & 0o7777, 0o600, "a matching node is left as it was");
+    assert_eq!(
+        b.mode() & 0o7777,
+        0o600,
+        "a matching node is left as it was"
+    );
 }
 
 #[tokio::test]
