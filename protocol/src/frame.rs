@@ -414,14 +414,25 @@ pub fn send<M: Message>(sock: BorrowedFd<'_>, msg: &M, fds: &[BorrowedFd<'_>]) -
 /// error all received fds are closed. On a non-blocking socket `EAGAIN`
 /// comes back as [`Error::Io`]; `EINTR` is retried.
 pub fn recv<M: Message>(sock: BorrowedFd<'_>) -> Result<(M, Vec<OwnedFd>)> {
-    // One byte more than the largest valid frame, so that an oversized
-    // datagram shows up as such instead of being cut to a valid length.
-    let mut buf = vec![0; HEADER_LEN + MAX_BODY + 1];
-    let (len, fds) = sys::recv_with_fds(sock, &mut buf)?;
-    if len == 0 {
-        return Err(Error::Closed);
-    }
-    decode_frame(&buf[..len], fds)
+    RECV_BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let (len, fds) = sys::recv_with_fds(sock, &mut buf)?;
+        if len == 0 {
+            return Err(Error::Closed);
+        }
+        decode_frame(&buf[..len], fds)
+    })
+}
+
+thread_local! {
+    /// The receive buffer, one per thread, zeroed once: a frame is decoded
+    /// out of it before the thread receives again. (A fresh zeroed buffer
+    /// per message cost a 128 KiB `memset` each, several times per
+    /// container in the runtime and in the init.) One byte more than the
+    /// largest valid frame, so that an oversized datagram shows up as such
+    /// instead of being cut to a valid length.
+    static RECV_BUF: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(vec![0; HEADER_LEN + MAX_BODY + 1]);
 }
 
 /// A connected `AF_UNIX` `SOCK_SEQPACKET` pair, both ends `CLOEXEC` and
