@@ -18,9 +18,9 @@
 //!
 //! Requests are sent under an async mutex, one at a time, and the answer
 //! is awaited on the reactor: no thread blocks while the resident init
-//! clones. Once sent, a request is seen through by a task of its own, so a
-//! create dropped meanwhile leaves no answer unread and no clone behind
-//! (the task kills and reaps it). An answer that does not come within
+//! clones. Once sent, a request is seen through: a create dropped before
+//! the answer leaves a task to read it, so that no answer is left unread
+//! and no clone behind (the task kills and reaps it). An answer that does not come within
 //! [`ANSWER_WITHIN`] (a stopped or stuck resident init) fails that create.
 //! A request that could not be sent restarts the resident init and is
 //! sent again, once; one that was sent but got no answer is not repeated
@@ -116,8 +116,8 @@ impl Resident {
     /// ask (the caller then clones directly).
     ///
     /// # Cancel safety
-    /// Cancel-safe: once the request is sent, its answer is awaited by a
-    /// task of its own, which kills and reaps a clone nobody awaits.
+    /// Cancel-safe: dropped after the request was sent, it leaves a task
+    /// that reads the answer and kills and reaps the clone nobody awaits.
     pub(crate) async fn spawn(
         &self,
         init: BorrowedFd<'_>,
@@ -150,27 +150,23 @@ impl Resident {
             });
             if sent.is_ok() {
                 live.awaiting = true;
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                let retired = Arc::clone(&self.retired);
-                tokio::spawn(async move {
-                    let answer = answer(&mut state).await;
-                    if let Err(Failure::Lost) = &answer {
-                        // Killed and reaped; the next create starts another.
-                        retire(&mut state, &retired);
-                    }
-                    drop(state);
-                    if let Err(Ok(orphan)) = tx.send(answer) {
-                        // The create was dropped: nobody will wait for
-                        // this clone.
-                        if let Ok(process) = crate::pidfd::PidFd::new(orphan.pidfd, orphan.pid) {
-                            crate::reaper::kill_and_reap(process, None);
-                        }
-                    }
-                });
-                return match rx.await {
-                    Ok(Ok(spawned)) => Some(Ok(spawned)),
-                    Ok(Err(Failure::Clone(e))) => Some(Err(e)),
-                    _ => Some(Err(std::io::Error::other(
+                // From here the answer must be read whatever happens to
+                // this future: `InFlight` finishes the job in a task of its
+                // own if it is dropped before.
+                let mut flight = InFlight {
+                    state: Some(state),
+                    retired: Arc::clone(&self.retired),
+                };
+                let answer = answer(flight.state.as_mut().expect("set above")).await;
+                let mut state = flight.state.take().expect("taken only here");
+                if let Err(Failure::Lost) = &answer {
+                    // Killed and reaped; the next create starts another.
+                    retire(&mut state, &self.retired);
+                }
+                return match answer {
+                    Ok(spawned) => Some(Ok(spawned)),
+                    Err(Failure::Clone(e)) => Some(Err(e)),
+                    Err(Failure::Lost) => Some(Err(std::io::Error::other(
                         "the resident init sent no answer (it is restarted for the next create)",
                     ))),
                 };
@@ -185,6 +181,41 @@ impl Resident {
             }
         }
         None
+    }
+}
+
+/// A sent request whose answer is not read yet. Dropped before that (the
+/// create was dropped), it reads the answer in a task of its own, so that
+/// the next request does not take it for its own, and kills and reaps the
+/// clone it names, which nobody awaits. Without a tokio runtime to run the
+/// task, the answer stays unread and the next request replaces the
+/// resident init (`Live::awaiting`).
+struct InFlight {
+    state: Option<tokio::sync::OwnedMutexGuard<State>>,
+    retired: Arc<Mutex<Vec<OwnedFd>>>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let Some(mut state) = self.state.take() else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let retired = Arc::clone(&self.retired);
+        drop(handle.spawn(async move {
+            let answer = answer(&mut state).await;
+            if let Err(Failure::Lost) = &answer {
+                retire(&mut state, &retired);
+            }
+            drop(state);
+            if let Ok(orphan) = answer {
+                if let Ok(process) = crate::pidfd::PidFd::new(orphan.pidfd, orphan.pid) {
+                    crate::reaper::kill_and_reap(process, None);
+                }
+            }
+        }));
     }
 }
 
@@ -242,23 +273,23 @@ async fn answer(state: &mut State) -> Result<Spawned, Failure> {
         &limit,
     )
     .map_err(|_| Failure::Lost)?;
-    let answered = loop {
+    let reply = loop {
         tokio::select! {
             ready = watched.socket.readable() => {
-                let Ok(mut guard) = ready else { break false };
-                // Readable: the answer is there (a spurious wake-up clears
-                // and waits again).
-                let mut polled = [rustix::event::PollFd::new(&live.socket, rustix::event::PollFlags::IN)];
-                if matches!(rustix::event::poll(&mut polled, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0) {
-                    break true;
+                let Ok(mut guard) = ready else { break None };
+                // The socket is non-blocking: a spurious wake-up is EAGAIN.
+                match live.socket.recv() {
+                    Err(corral_protocol::Error::Io { errno, .. }) if errno == rustix::io::Errno::AGAIN => {
+                        guard.clear_ready();
+                    }
+                    other => break Some(other),
                 }
-                guard.clear_ready();
             }
-            _ = watched.pidfd.readable() => break false,
-            _ = watched.timer.readable() => break false,
+            _ = watched.pidfd.readable() => break None,
+            _ = watched.timer.readable() => break None,
         }
     };
-    // Disarmed, and its expiry count (if it fired) read away.
+    // Disarmed, so that an expiry left over cannot end the next wait.
     let off = rustix::time::Itimerspec {
         it_interval: rustix::time::Timespec {
             tv_sec: 0,
@@ -271,10 +302,9 @@ async fn answer(state: &mut State) -> Result<Spawned, Failure> {
     };
     let _ =
         rustix::time::timerfd_settime(&live.timer, rustix::time::TimerfdTimerFlags::empty(), &off);
-    if !answered {
+    let Some(reply) = reply else {
         return Err(Failure::Lost);
-    }
-    let reply = live.socket.recv();
+    };
     live.awaiting = false;
     match reply {
         Ok((ToParent::ExecPid(p), Some(pidfd))) => {
@@ -331,6 +361,9 @@ fn start(init: BorrowedFd<'_>) -> std::io::Result<Live> {
         rustix::time::TimerfdClockId::Monotonic,
         rustix::time::TimerfdFlags::CLOEXEC | rustix::time::TimerfdFlags::NONBLOCK,
     )?;
+    // Non-blocking: answers are awaited on the reactor. (A request is one
+    // small datagram on an otherwise empty socket: its send never waits.)
+    rustix::io::ioctl_fionbio(&parent_end, true)?;
     Ok(Live {
         socket: ParentEnd::from_fd(parent_end),
         pidfd: spawned.pidfd,
