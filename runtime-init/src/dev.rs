@@ -45,7 +45,8 @@ pub fn create(root: &Rootfs, devices: &[DeviceNode], symlinks: &[Symlink]) -> Re
 /// never in one of the components above it.
 #[derive(Default)]
 struct Parents {
-    last: Option<(Vec<u8>, OwnedFd)>,
+    /// The key (`None`: not to be reused) and the directory.
+    last: Option<(Option<Vec<u8>>, OwnedFd)>,
 }
 
 impl Parents {
@@ -56,23 +57,20 @@ impl Parents {
         root: &Rootfs,
         path: &'p [u8],
     ) -> rustix::io::Result<(BorrowedFd<'_>, &'p [u8])> {
-        let key = match path.iter().rposition(|&b| b == b'/') {
-            Some(slash) => &path[..slash],
-            None => &[][..],
-        };
-        let reuse = self.last.as_ref().is_some_and(|(k, _)| k == key);
-        let name = if reuse {
-            let name = &path[key.len() + 1..];
-            if name.is_empty() || name == b"." || name == b".." {
-                return Err(Errno::INVAL);
+        let plain = plain_parent(path);
+        let hit = plain.is_some_and(
+            |(key, _)| matches!(&self.last, Some((Some(cached), _)) if cached.as_slice() == key),
+        );
+        let name = match plain {
+            Some((_, name)) if hit => name,
+            _ => {
+                let (fd, name) = in_root::create_parent(root.fd(), path)?;
+                // A path that is not plain is resolved every time.
+                self.last = Some((plain.map(|(key, _)| key.to_vec()), fd));
+                name
             }
-            name
-        } else {
-            let (fd, name) = in_root::create_parent(root.fd(), path)?;
-            self.last = Some((key.to_vec(), fd));
-            name
         };
-        let (_, fd) = self.last.as_ref().expect("set above");
+        let (_, fd) = self.last.as_ref().expect("hit, or set above");
         Ok((fd.as_fd(), name))
     }
 }
@@ -136,6 +134,19 @@ fn create_device(root: &Rootfs, parents: &mut Parents, dev: &DeviceNode) -> Resu
     }
 }
 
+/// The parent and last component of a plain absolute path (no empty, `.`
+/// or `..` component, no trailing slash): there the bytes before the last
+/// slash name exactly the directory `in_root::create_parent` resolves, so
+/// they can key it. `None` for any other path.
+fn plain_parent(path: &[u8]) -> Option<(&[u8], &[u8])> {
+    let rest = path.strip_prefix(b"/")?;
+    let plain = rest
+        .split(|&b| b == b'/')
+        .all(|c| !c.is_empty() && c != b"." && c != b"..");
+    let slash = path.iter().rposition(|&b| b == b'/')?;
+    plain.then(|| (&path[..slash], &path[slash + 1..]))
+}
+
 /// Whether an existing node is already the one asked for.
 pub fn is_same_node(st_mode: u32, st_rdev: Dev, file_type: FileType, rdev: Dev) -> bool {
     FileType::from_raw_mode(st_mode) == file_type
@@ -176,6 +187,35 @@ fn path_buf(path: &[u8]) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_paths_key_their_parent() {
+        assert_eq!(
+            plain_parent(b"/dev/null"),
+            Some((&b"/dev"[..], &b"null"[..]))
+        );
+        assert_eq!(plain_parent(b"/x"), Some((&b""[..], &b"x"[..])));
+        assert_eq!(
+            plain_parent(b"/dev/fuse/x"),
+            Some((&b"/dev/fuse"[..], &b"x"[..]))
+        );
+        for odd in [
+            &b"/dev/fuse/"[..],
+            b"/dev//null",
+            b"/dev/./null",
+            b"/dev/../dev/null",
+            b"/dev/.",
+            b"dev/null",
+            b"/",
+        ] {
+            assert_eq!(
+                plain_parent(odd),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(odd)
+            );
+        }
+    }
 
     #[test]
     fn oci_device_types_map_to_file_types() {

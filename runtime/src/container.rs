@@ -259,6 +259,12 @@ impl Container {
 
     /// Waits for the container's process to exit.
     ///
+    /// With a mount namespace hold (`RuntimeBuilder::mount_ns_holds`) this
+    /// returns before the container's mount namespace is torn down, which
+    /// then happens in the background; [`Container::delete`] returns only
+    /// once it is done. Release the rootfs's backing (a loop or dm device,
+    /// an overlay's lower layers) after `delete`, not after `wait`.
+    ///
     /// # Cancel safety
     /// Cancel-safe, and may be awaited from several tasks at once (through
     /// a shared reference): all see the same status.

@@ -92,10 +92,12 @@ impl Hold {
     /// the budget gets it back once closed.
     pub fn release(mut self) -> Teardown {
         let fd = self.fd.take()?;
-        let holds = Arc::clone(&self.holds);
+        let back = GiveBack(Arc::clone(&self.holds));
+        // Whether the task runs or is dropped unrun (its runtime shutting
+        // down), the fd is closed and the budget gets its hold back.
         let close = move || {
             drop(fd);
-            holds.free.fetch_add(1, Ordering::AcqRel);
+            drop(back);
         };
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => Some(handle.spawn_blocking(close)),
@@ -104,6 +106,15 @@ impl Hold {
                 None
             }
         }
+    }
+}
+
+/// Returns one hold to the budget when dropped.
+struct GiveBack(Arc<Holds>);
+
+impl Drop for GiveBack {
+    fn drop(&mut self) {
+        self.0.free.fetch_add(1, Ordering::AcqRel);
     }
 }
 

@@ -77,8 +77,9 @@ impl PidFd {
             (None, None) => return Ok(None),
         };
         *status = Some(s);
-        drop(status);
         // Reaped: the namespace's teardown can start now, off this task.
+        // Still under the status lock, so that whoever sees the status
+        // also finds the teardown to await.
         let hold = self
             .mount_ns
             .lock()
@@ -87,6 +88,7 @@ impl PidFd {
         if let Some(hold) = hold {
             *self.teardown_slot() = hold.release();
         }
+        drop(status);
         Ok(Some(s))
     }
 

@@ -87,7 +87,10 @@ struct Watched {
 impl Drop for Live {
     fn drop(&mut self) {
         // Closing the socket (after this) would end it too; the kill makes
-        // the reap below immediate.
+        // the reap below immediate. (Blocking, so that a dropped runtime
+        // leaves no child behind when its drop returns; a resident init
+        // that SIGKILL cannot end at once, stuck in the kernel, would hold
+        // this thread as long.)
         let _ = crate::sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
         let _ = rustix::process::waitid(WaitId::PidFd(self.pidfd.as_fd()), WaitIdOptions::EXITED);
     }
@@ -143,12 +146,13 @@ impl Resident {
             let State::Live(live) = &mut *state else {
                 return None;
             };
-            let sent = watch(live).and_then(|()| {
-                live.socket
-                    .send_spawn(req, fds)
-                    .map_err(std::io::Error::other)
-            });
-            if sent.is_ok() {
+            if let Err(e) = watch(live) {
+                // Not the resident init's fault (no fd left, no reactor):
+                // this container is cloned directly.
+                tracing::debug!(error = %e, "watch the resident init's socket");
+                return None;
+            }
+            if live.socket.send_spawn(req, fds).is_ok() {
                 live.awaiting = true;
                 // From here the answer must be read whatever happens to
                 // this future: `InFlight` finishes the job in a task of its
@@ -286,7 +290,17 @@ async fn answer(state: &mut State) -> Result<Spawned, Failure> {
                 }
             }
             _ = watched.pidfd.readable() => break None,
-            _ = watched.timer.readable() => break None,
+            ready = watched.timer.readable() => {
+                let Ok(mut guard) = ready else { break None };
+                // Readiness may be left over from a timer that fired as
+                // an earlier answer came (disarming resets its count): a
+                // read that finds no expiry is not the limit.
+                let mut ticks = [0u8; 8];
+                match rustix::io::read(&live.timer, &mut ticks) {
+                    Err(rustix::io::Errno::AGAIN) => guard.clear_ready(),
+                    _ => break None,
+                }
+            }
         }
     };
     // Disarmed, so that an expiry left over cannot end the next wait.
