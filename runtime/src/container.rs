@@ -317,8 +317,11 @@ impl Container {
         {
             return Err(self.state_error("delete"));
         }
-        self.process().mount_ns_torn_down().await;
-        self.remove_cgroup().await?;
+        // The namespace's teardown (a grace period, mostly waiting) and
+        // the cgroup's removal side by side.
+        let teardown = self.process().mount_ns_teardown();
+        let ((), removed) = tokio::join!(teardown, self.remove_cgroup());
+        removed?;
         self.remove_state()?;
         self.run_poststop().await;
         Ok(())
@@ -331,8 +334,11 @@ impl Container {
             .wait()
             .await
             .map_err(|e| Error::sys("waitid on pidfd", e))?;
-        self.process().mount_ns_torn_down().await;
-        self.remove_cgroup().await?;
+        // The namespace's teardown (a grace period, mostly waiting) and
+        // the cgroup's removal side by side.
+        let teardown = self.process().mount_ns_teardown();
+        let ((), removed) = tokio::join!(teardown, self.remove_cgroup());
+        removed?;
         self.remove_state()?;
         self.run_poststop().await;
         Ok(())

@@ -109,13 +109,16 @@ impl PidFd {
         }
     }
 
-    /// Waits until the mount namespace held for this process, if any, is
-    /// torn down. Call after the process was reaped.
-    pub async fn mount_ns_torn_down(&self) {
+    /// A future that ends when the mount namespace held for this process,
+    /// if any, is torn down. Take it after the process was reaped; it
+    /// borrows nothing, so it can run beside other work on the handle.
+    pub fn mount_ns_teardown(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let teardown = self.teardown_slot().take();
-        if let Some(task) = teardown {
-            // A close cannot fail; a panicked task has nothing to report.
-            let _ = task.await;
+        async move {
+            if let Some(task) = teardown {
+                // A close cannot fail; a panicked task has nothing to report.
+                let _ = task.await;
+            }
         }
     }
 
