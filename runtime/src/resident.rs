@@ -19,8 +19,9 @@
 //! Requests are sent under an async mutex, one at a time, and the answer
 //! is awaited on the reactor: no thread blocks while the resident init
 //! clones. Once sent, a request is seen through: a create dropped before
-//! the answer leaves a task to read it, so that no answer is left unread
-//! and no clone behind (the task kills and reaps it). An answer that does not come within
+//! the answer reads it as it goes (blocking, a clone away at most), so
+//! that no answer is left unread and no clone behind (it is killed and
+//! reaped). An answer that does not come within
 //! [`ANSWER_WITHIN`] (a stopped or stuck resident init) fails that create.
 //! A request that could not be sent restarts the resident init and is
 //! sent again, once; one that was sent but got no answer is not repeated
@@ -71,8 +72,8 @@ struct Live {
     /// runtime asks).
     watched: Option<Watched>,
     /// A request was sent and its answer not read: set while one is in
-    /// flight. Found set, the answer was abandoned (its task dropped with
-    /// its tokio runtime), and the resident init is replaced.
+    /// flight. Found set, the answer was abandoned (a panic mid-request),
+    /// and the resident init is replaced.
     awaiting: bool,
 }
 
@@ -119,8 +120,9 @@ impl Resident {
     /// ask (the caller then clones directly).
     ///
     /// # Cancel safety
-    /// Cancel-safe: dropped after the request was sent, it leaves a task
-    /// that reads the answer and kills and reaps the clone nobody awaits.
+    /// Cancel-safe: dropped after the request was sent, it reads the
+    /// answer (blocking, for at most [`ANSWER_WITHIN`]) and kills and reaps
+    /// the clone nobody awaits.
     pub(crate) async fn spawn(
         &self,
         init: BorrowedFd<'_>,
@@ -189,11 +191,9 @@ impl Resident {
 }
 
 /// A sent request whose answer is not read yet. Dropped before that (the
-/// create was dropped), it reads the answer in a task of its own, so that
-/// the next request does not take it for its own, and kills and reaps the
-/// clone it names, which nobody awaits. Without a tokio runtime to run the
-/// task, the answer stays unread and the next request replaces the
-/// resident init (`Live::awaiting`).
+/// create was dropped), it reads the answer itself, blocking, so that the
+/// next request does not take it for its own, and kills and reaps the
+/// clone it names, which nobody awaits.
 struct InFlight {
     state: Option<tokio::sync::OwnedMutexGuard<State>>,
     retired: Arc<Mutex<Vec<OwnedFd>>>,
@@ -204,22 +204,22 @@ impl Drop for InFlight {
         let Some(mut state) = self.state.take() else {
             return;
         };
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let retired = Arc::clone(&self.retired);
-        drop(handle.spawn(async move {
-            let answer = answer(&mut state).await;
-            if let Err(Failure::Lost) = &answer {
-                retire(&mut state, &retired);
+        // Read here, blocking: the answer is normally a clone away, and at
+        // most ANSWER_WITHIN. (A task could be dropped unrun by a runtime
+        // shutting down, or parked on a reactor nobody drives, with the
+        // mutex held.)
+        let answer = answer_blocking(&mut state);
+        if let Err(Failure::Lost) = &answer {
+            retire(&mut state, &self.retired);
+        }
+        drop(state);
+        if let Ok(orphan) = answer {
+            // Nobody will wait for this clone.
+            match crate::pidfd::PidFd::new(orphan.pidfd, orphan.pid) {
+                Ok(process) => crate::reaper::kill_and_reap(process, None),
+                Err(e) => tracing::warn!(error = %e, "reap a clone nobody awaits"),
             }
-            drop(state);
-            if let Ok(orphan) = answer {
-                if let Ok(process) = crate::pidfd::PidFd::new(orphan.pidfd, orphan.pid) {
-                    crate::reaper::kill_and_reap(process, None);
-                }
-            }
-        }));
+        }
     }
 }
 
@@ -320,6 +320,37 @@ async fn answer(state: &mut State) -> Result<Spawned, Failure> {
         return Err(Failure::Lost);
     };
     live.awaiting = false;
+    decode(reply)
+}
+
+/// [`answer`] without a reactor: `poll(2)` on the socket and the resident
+/// init's pidfd, for at most [`ANSWER_WITHIN`].
+fn answer_blocking(state: &mut State) -> Result<Spawned, Failure> {
+    let State::Live(live) = state else {
+        return Err(Failure::Lost);
+    };
+    let limit = rustix::time::Timespec {
+        tv_sec: ANSWER_WITHIN.as_secs() as i64,
+        tv_nsec: 0,
+    };
+    loop {
+        let mut polled = [
+            rustix::event::PollFd::new(&live.socket, rustix::event::PollFlags::IN),
+            rustix::event::PollFd::new(&live.pidfd, rustix::event::PollFlags::IN),
+        ];
+        match rustix::event::poll(&mut polled, Some(&limit)) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Ok(n) if n > 0 && !polled[0].revents().is_empty() => break,
+            _ => return Err(Failure::Lost),
+        }
+    }
+    let reply = live.socket.recv();
+    live.awaiting = false;
+    decode(reply)
+}
+
+/// The resident init's answer to a `spawn`.
+fn decode(reply: corral_protocol::Result<(ToParent, Option<OwnedFd>)>) -> Result<Spawned, Failure> {
     match reply {
         Ok((ToParent::ExecPid(p), Some(pidfd))) => {
             let pid = Pid::from_raw(p.pid).ok_or(Failure::Lost)?;

@@ -178,9 +178,9 @@ fn a_stopped_resident_init_fails_one_create_and_is_replaced() {
 }
 
 /// A create dropped while its request is with the resident init (stopped
-/// here, so the request is sent and unanswered when the future goes):
-/// the answer that comes later is read by the runtime, not taken for the
-/// next create's, and the clone it names is killed and reaped.
+/// here until the request is sent, so that it is unanswered when the
+/// future goes): the answer is read by the runtime, not taken for the next
+/// create's, and the clone it names is killed and reaped.
 #[test]
 fn a_create_dropped_mid_request_leaves_no_clone_and_no_stale_answer() {
     require_root();
@@ -212,8 +212,10 @@ fn a_create_dropped_mid_request_leaves_no_clone_and_no_stale_answer() {
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
             let polled = std::future::Future::poll(create.as_mut(), &mut cx);
             assert!(polled.is_pending(), "the create finished without an answer");
+            // Going on again, it answers the request of a create that is
+            // dropped here, unpolled: the drop reads that answer.
+            rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
         }
-        rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
         // The next create waits for the abandoned answer to be read, then
         // gets its own clone.
         let mut c = rt
