@@ -71,10 +71,6 @@ struct Live {
     /// that asked last (copies of the fds, registered again when another
     /// runtime asks).
     watched: Option<Watched>,
-    /// A request was sent and its answer not read: set while one is in
-    /// flight. Found set, the answer was abandoned (a panic mid-request),
-    /// and the resident init is replaced.
-    awaiting: bool,
 }
 
 #[derive(Debug)]
@@ -131,11 +127,6 @@ impl Resident {
     ) -> Option<std::io::Result<Spawned>> {
         let mut state = Arc::clone(&self.state).lock_owned().await;
         for attempt in 0..2 {
-            if matches!(*state, State::Live(Live { awaiting: true, .. })) {
-                // An answer was abandoned: that resident init is out of
-                // step with us.
-                retire(&mut state, &self.retired);
-            }
             if matches!(*state, State::Unstarted) {
                 *state = match start(init) {
                     Ok(live) => State::Live(live),
@@ -155,10 +146,9 @@ impl Resident {
                 return None;
             }
             if live.socket.send_spawn(req, fds).is_ok() {
-                live.awaiting = true;
                 // From here the answer must be read whatever happens to
-                // this future: `InFlight` finishes the job in a task of its
-                // own if it is dropped before.
+                // this future: `InFlight` reads it in its drop if the
+                // future goes first.
                 let mut flight = InFlight {
                     state: Some(state),
                     retired: Arc::clone(&self.retired),
@@ -319,7 +309,6 @@ async fn answer(state: &mut State) -> Result<Spawned, Failure> {
     let Some(reply) = reply else {
         return Err(Failure::Lost);
     };
-    live.awaiting = false;
     decode(reply)
 }
 
@@ -345,7 +334,6 @@ fn answer_blocking(state: &mut State) -> Result<Spawned, Failure> {
         }
     }
     let reply = live.socket.recv();
-    live.awaiting = false;
     decode(reply)
 }
 
@@ -415,6 +403,5 @@ fn start(init: BorrowedFd<'_>) -> std::io::Result<Live> {
         timer,
         stop: Some(stop_write),
         watched: None,
-        awaiting: false,
     })
 }
