@@ -35,10 +35,7 @@ pub(crate) struct Holds {
 /// One container's mount namespace, kept referenced. [`Hold::release`]
 /// (or dropping it) closes the fd on a blocking task.
 #[derive(Debug)]
-pub(crate) struct Hold {
-    fd: Option<OwnedFd>,
-    holds: Arc<Holds>,
-}
+pub(crate) struct Hold(Option<(OwnedFd, GiveBack)>);
 
 /// A released hold's teardown, for `delete` to await: a container's
 /// mounts (its rootfs among them) are gone when `delete` returns.
@@ -59,6 +56,8 @@ impl Holds {
         self.free
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
             .ok()?;
+        // Spent; given back when this goes, with the fd or without one.
+        let back = GiveBack(Arc::clone(self));
         match crate::sys::pidfd_mount_ns(pidfd).or_else(|_| {
             let path = format!("/proc/{}/ns/mnt", pid.as_raw_nonzero());
             rustix::fs::open(
@@ -68,13 +67,9 @@ impl Holds {
             )
             .map_err(std::io::Error::from)
         }) {
-            Ok(fd) => Some(Hold {
-                fd: Some(fd),
-                holds: Arc::clone(self),
-            }),
+            Ok(fd) => Some(Hold(Some((fd, back)))),
             Err(e) => {
                 tracing::debug!(error = %e, "no mount namespace hold");
-                self.free.fetch_add(1, Ordering::AcqRel);
                 None
             }
         }
@@ -91,30 +86,8 @@ impl Hold {
     /// reference) on a blocking task, or here without a tokio runtime;
     /// the budget gets it back once closed.
     pub fn release(mut self) -> Teardown {
-        let fd = self.fd.take()?;
-        let back = GiveBack(Arc::clone(&self.holds));
-        // Whether the task runs or is dropped unrun (its runtime shutting
-        // down), the fd is closed and the budget gets its hold back.
-        let close = move || {
-            drop(fd);
-            drop(back);
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => Some(handle.spawn_blocking(close)),
-            Err(_) => {
-                close();
-                None
-            }
-        }
-    }
-}
-
-/// Returns one hold to the budget when dropped.
-struct GiveBack(Arc<Holds>);
-
-impl Drop for GiveBack {
-    fn drop(&mut self) {
-        self.0.free.fetch_add(1, Ordering::AcqRel);
+        let (fd, back) = self.0.take()?;
+        close_off_thread(fd, back)
     }
 }
 
@@ -122,15 +95,36 @@ impl Drop for Hold {
     /// A hold dropped unreleased (its process handle let go) is released
     /// with nobody to await the teardown.
     fn drop(&mut self) {
-        if let Some(fd) = self.fd.take() {
-            drop(
-                Hold {
-                    fd: Some(fd),
-                    holds: Arc::clone(&self.holds),
-                }
-                .release(),
-            );
+        if let Some((fd, back)) = self.0.take() {
+            drop(close_off_thread(fd, back));
         }
+    }
+}
+
+/// Closes `fd` on a blocking task (here without a tokio runtime). Whether
+/// the task runs or is dropped unrun (its runtime shutting down), the fd
+/// is closed and `back` gives the budget its hold back.
+fn close_off_thread(fd: OwnedFd, back: GiveBack) -> Teardown {
+    let close = move || {
+        drop(fd);
+        drop(back);
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => Some(handle.spawn_blocking(close)),
+        Err(_) => {
+            close();
+            None
+        }
+    }
+}
+
+/// Returns one hold to the budget when dropped.
+#[derive(Debug)]
+struct GiveBack(Arc<Holds>);
+
+impl Drop for GiveBack {
+    fn drop(&mut self) {
+        self.0.free.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -152,7 +146,7 @@ mod tests {
         let hold = holds
             .take(std::os::fd::AsFd::as_fd(&pidfd), pid)
             .expect("a hold");
-        let fd = hold.fd.as_ref().expect("an fd");
+        let (fd, _) = hold.0.as_ref().expect("an fd");
         let held = rustix::fs::fstat(fd).expect("fstat the hold");
         let own = rustix::fs::stat("/proc/self/ns/mnt").expect("stat our mount namespace");
         assert_eq!((held.st_dev, held.st_ino), (own.st_dev, own.st_ino));
