@@ -90,6 +90,16 @@ pub fn probe_spec(args: &[&str]) -> corral::Spec {
         .expect("a builder spec is complete")
 }
 
+/// A current-thread tokio runtime for a test that drops it itself, to
+/// look at what is left afterwards (dropping it waits for its blocking
+/// tasks).
+pub fn own_tokio() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("build a tokio runtime")
+}
+
 /// A runtime with no state dir.
 pub fn runtime() -> corral::Runtime {
     corral::Runtime::builder().build().expect("build a runtime")

@@ -198,10 +198,7 @@ fn own_cgroup_dirs(pid: i32, id: &str) -> Vec<std::path::PathBuf> {
 #[test]
 fn a_dropped_container_leaves_no_cgroup_when_its_runtime_shuts_down_first() {
     require_root();
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio = own_tokio();
     let id = unique_id("dropped");
     let dirs = tokio.block_on(async {
         let c = runtime()
@@ -226,10 +223,7 @@ fn a_dropped_container_leaves_no_cgroup_when_its_runtime_shuts_down_first() {
 #[test]
 fn spare_cgroup_sets_are_gone_when_the_runtime_is() {
     require_root();
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio = own_tokio();
     // A parent of its own: other tests' runtimes keep spares under theirs.
     let group = unique_id("spares");
     let parents = tokio.block_on(async {

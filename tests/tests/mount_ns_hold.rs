@@ -29,10 +29,7 @@ fn mount_ns_of(pid: i32) -> String {
 #[test]
 fn holds_follow_the_budget_and_none_outlives_the_runtime() {
     require_root();
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio = own_tokio();
     let before = held_mount_namespaces();
     tokio.block_on(async {
         let rt = corral::Runtime::builder()
@@ -101,10 +98,7 @@ fn holds_follow_the_budget_and_none_outlives_the_runtime() {
 #[test]
 fn a_zero_budget_holds_no_namespace() {
     require_root();
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio = own_tokio();
     tokio.block_on(async {
         let rt = corral::Runtime::builder()
             .mount_ns_holds(0)

@@ -40,10 +40,7 @@ fn resident_inits() -> Vec<i32> {
 fn one_resident_init_clones_every_container_and_goes_with_the_runtime() {
     require_root();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio = own_tokio();
     let before = resident_inits();
     tokio.block_on(async {
         let rt = runtime();
@@ -140,10 +137,7 @@ fn one_resident_init_clones_every_container_and_goes_with_the_runtime() {
 fn a_stopped_resident_init_fails_one_create_and_is_replaced() {
     require_root();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio = own_tokio();
     tokio.block_on(async {
         let rt = runtime();
         let first = rt
@@ -185,10 +179,7 @@ fn a_stopped_resident_init_fails_one_create_and_is_replaced() {
 fn a_create_dropped_mid_request_leaves_no_clone_and_no_stale_answer() {
     require_root();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio = own_tokio();
     let before = child_count();
     tokio.block_on(async {
         let rt = runtime();
