@@ -3,8 +3,8 @@
 //! The sources use only std and are compiled by plain rustc, not cargo, so
 //! they get no dependencies and none of the workspace lints. Static glibc
 //! (`+crt-static`) lets them run in a rootfs that has no libc at all. A
-//! `#![no_std]` source (`true`) links neither std nor libc and brings its
-//! own entry point.
+//! `#![no_std]` source (`true`, `stamp-exit`) links neither std nor libc
+//! and brings its own entry point.
 //!
 //! Also writes, for `src/lib.rs`:
 //! - `$OUT_DIR/bin_names.rs` and `$OUT_DIR/bin_paths.rs`: parallel array

@@ -1,14 +1,17 @@
 //! Exit to wake-up.
 //!
-//! `exit-to-wake` isolates it: the container runs `probe stamp-exit`, which
-//! reads `CLOCK_MONOTONIC` (shared with the host: no time namespace), writes
-//! it to its stdout (a memfd) and calls `exit_group`; the awaiting task, on
-//! a tokio worker, reads the same clock as soon as `wait()` returns. The difference is the exit path
-//! (the process's teardown, the pid namespace's, the pidfd wake-up, the
-//! reap) plus the task's wake-up: what a caller of `wait()` waits for.
+//! `exit-to-wake` isolates it: the container runs `stamp-exit` (no std, no
+//! libc), which reads `CLOCK_MONOTONIC` (shared with the host: no time
+//! namespace), writes it to its stdout (a memfd) and calls `exit_group`;
+//! the awaiting task, on a tokio worker, reads the same clock as soon as
+//! `wait()` returns. The difference is the exit path (the process's
+//! teardown, the pid namespace's, the pidfd wake-up, the reap) plus the
+//! task's wake-up: what a caller of `wait()` waits for.
 //!
 //! `exit-to-wake-no-hold` is the same with a runtime that holds no
 //! containers' mount namespaces, whose teardown is then part of the exit.
+//! `exit-to-wake-std-probe` runs `probe stamp-exit`, a std binary: the
+//! kernel's teardown of its larger address space is part of its exit.
 //!
 //! Two upper bounds, kept for comparison: `sigkill-to-wake` (a running
 //! container is sent SIGKILL through its pidfd; adds the kill's delivery)
@@ -17,6 +20,7 @@
 //!
 //! `cargo bench -p corral-benches --bench exit_wait` (root).
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use corral_benches::{minimal_spec, next_id, require_root};
@@ -34,12 +38,24 @@ fn exit_wait(c: &mut Criterion) {
     let spec = minimal_spec(&["/bin/sleep", "1000"]);
     let mut group = c.benchmark_group("exit_wait");
     group.sample_size(50);
-    let stamp = minimal_spec(&["/probe", "stamp-exit"]);
-    for (name, rt) in [("exit-to-wake", &rt), ("exit-to-wake-no-hold", &no_hold)] {
+    let stamp = minimal_spec(&["/bin/stamp-exit"]);
+    let std_stamp = minimal_spec(&["/probe", "stamp-exit"]);
+    // Criterion's estimates are means over the iterations of a sample, so
+    // a few exits that wait behind the kernel's background work (a v1
+    // cgroup's release runs in a kworker on the CPU of the previous
+    // `delete`) pull them up; every exit is also kept for its median.
+    let mut per_exit = Vec::new();
+    for (name, rt, spec) in [
+        ("exit-to-wake", &rt, &stamp),
+        ("exit-to-wake-no-hold", &no_hold, &stamp),
+        ("exit-to-wake-std-probe", &rt, &std_stamp),
+    ] {
+        let each = Arc::new(Mutex::new(Vec::new()));
         group.bench_function(name, |b| {
             b.to_async(&tokio)
-                .iter_custom(|iters| stamped_exits(rt.clone(), stamp.clone(), iters))
+                .iter_custom(|iters| stamped_exits(rt.clone(), spec.clone(), iters, each.clone()))
         });
+        per_exit.push((name, each));
     }
     group.bench_function("sigkill-to-wake", |b| {
         b.to_async(&tokio).iter_custom(|iters| {
@@ -93,11 +109,29 @@ fn exit_wait(c: &mut Criterion) {
         })
     });
     group.finish();
+    for (name, each) in per_exit {
+        let mut each = each.lock().expect("no panics while held").clone();
+        each.sort_unstable();
+        let at = |q: f64| each[((each.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+        println!(
+            "exit_wait/{name}: per exit over {} exits: median {:.1} µs, p90 {:.1} µs, p99 {:.1} µs",
+            each.len(),
+            at(0.5),
+            at(0.9),
+            at(0.99)
+        );
+    }
 }
 
-/// `iters` containers running `probe stamp-exit`, one after another; the
-/// sum of their exit → wake-up times.
-async fn stamped_exits(rt: corral::Runtime, spec: corral::Spec, iters: u64) -> Duration {
+/// `iters` containers running `spec` (a stamp, then exit), one after another; the
+/// sum of their exit → wake-up times. Each time in ns is also pushed to
+/// `each`.
+async fn stamped_exits(
+    rt: corral::Runtime,
+    spec: corral::Spec,
+    iters: u64,
+    each: Arc<Mutex<Vec<u64>>>,
+) -> Duration {
     // On a worker, as a service's task would be: criterion's `block_on`
     // would add a hop from the worker that sees the pidfd to the bench's
     // main thread.
@@ -123,6 +157,9 @@ async fn stamped_exits(rt: corral::Runtime, spec: corral::Spec, iters: u64) -> D
             let text = std::str::from_utf8(&buf[..n]).expect("UTF-8 stamp");
             let exited: u64 = text.trim().parse().expect("a stamp in ns");
             total += Duration::from_nanos(woke - exited);
+            each.lock()
+                .expect("no panics while held")
+                .push(woke - exited);
             c.delete().await.expect("delete");
         }
         total
@@ -130,7 +167,7 @@ async fn stamped_exits(rt: corral::Runtime, spec: corral::Spec, iters: u64) -> D
     timed.await.expect("the timed task")
 }
 
-/// `CLOCK_MONOTONIC` in ns, the clock `probe stamp-exit` reads.
+/// `CLOCK_MONOTONIC` in ns, the clock the stamps read.
 fn monotonic_ns() -> u64 {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     u64::try_from(ts.tv_sec).expect("positive") * 1_000_000_000

@@ -1,6 +1,6 @@
-//! Static test binaries (`true`, `false`, `sleep`, `echo`, `cat`, `probe`)
-//! and builders for the root filesystems that corral's tests and benches run
-//! containers in.
+//! Static test binaries (`true`, `false`, `sleep`, `echo`, `cat`,
+//! `stamp-exit`, `probe`) and builders for the root filesystems that
+//! corral's tests and benches run containers in.
 //!
 //! `build.rs` compiles each `bins/<name>.rs` with plain rustc into a static
 //! binary, so that the binaries run in a rootfs with no libc. This crate owns

@@ -408,6 +408,34 @@ fn true_and_false_exit_0_and_1() {
 }
 
 #[test]
+fn stamp_exit_prints_the_monotonic_clock_and_exits_0() {
+    let ns = |ts: rustix::time::Timespec| ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128;
+    let before = ns(rustix::time::clock_gettime(
+        rustix::time::ClockId::Monotonic,
+    ));
+    let out = run("stamp-exit", &["ignored"]);
+    let after = ns(rustix::time::clock_gettime(
+        rustix::time::ClockId::Monotonic,
+    ));
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.ends_with('\n') && !text.starts_with('0'), "{text:?}");
+    let stamp: u128 = text.trim_end().parse().expect("decimal ns");
+    assert!(
+        before <= stamp && stamp <= after,
+        "{before} <= {stamp} <= {after}"
+    );
+    // A closed stdout: the write fails, and so does the exit status.
+    let status = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(r#"exec "$0" >&-"#)
+        .arg(bin_path("stamp-exit"))
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+}
+
+#[test]
 fn sleep_sleeps_fractional_seconds() {
     let start = Instant::now();
     assert!(run("sleep", &["0.15"]).status.success());
@@ -446,7 +474,18 @@ fn cat_copies_stdin_and_files() {
 
 #[test]
 fn every_binary_is_statically_linked() {
-    assert_eq!(BINS, ["cat", "echo", "false", "probe", "sleep", "true"]);
+    assert_eq!(
+        BINS,
+        [
+            "cat",
+            "echo",
+            "false",
+            "probe",
+            "sleep",
+            "stamp-exit",
+            "true"
+        ]
+    );
     for name in BINS {
         assert_eq!(
             elf_interp(bin_path(name)),
