@@ -259,11 +259,13 @@ impl Container {
 
     /// Waits for the container's process to exit.
     ///
-    /// With a mount namespace hold (`RuntimeBuilder::mount_ns_holds`) this
-    /// returns before the container's mount namespace is torn down, which
-    /// then happens in the background; [`Container::delete`] returns only
-    /// once it is done. Release the rootfs's backing (a loop or dm device,
-    /// an overlay's lower layers) after `delete`, not after `wait`.
+    /// This returns as soon as the exit is known. The process is left a
+    /// zombie (it keeps its pid) and, with a mount namespace hold
+    /// (`RuntimeBuilder::mount_ns_holds`), its mount namespace stays
+    /// referenced, until [`Container::delete`] or the handle's drop
+    /// releases both; `delete` returns only once the namespace is torn
+    /// down. Release the rootfs's backing (a loop or dm device, an
+    /// overlay's lower layers) after `delete`, not after `wait`.
     ///
     /// # Cancel safety
     /// Cancel-safe, and may be awaited from several tasks at once (through
@@ -317,6 +319,7 @@ impl Container {
         {
             return Err(self.state_error("delete"));
         }
+        self.release_process()?;
         // The namespace's teardown (a grace period, mostly waiting) and
         // the cgroup's removal side by side.
         let teardown = self.process().mount_ns_teardown();
@@ -334,6 +337,7 @@ impl Container {
             .wait()
             .await
             .map_err(|e| Error::sys("waitid on pidfd", e))?;
+        self.release_process()?;
         // The namespace's teardown (a grace period, mostly waiting) and
         // the cgroup's removal side by side.
         let teardown = self.process().mount_ns_teardown();
@@ -407,6 +411,14 @@ impl Container {
         Ok(crate::cgroups::tree::pids(self.cgroup_or_err()?))
     }
 
+    /// Releases the exited process's zombie (its reap is deferred, see
+    /// `crate::pidfd`), which starts its mount namespace's teardown.
+    fn release_process(&self) -> Result<()> {
+        self.process()
+            .release()
+            .map_err(|e| Error::sys("waitid on pidfd", e))
+    }
+
     fn remove_state(&mut self) -> Result<()> {
         if self.stored.take().is_some() {
             self.runtime.state_dir()?.remove(&self.id)?;
@@ -415,7 +427,7 @@ impl Container {
     }
 
     fn state_error(&self, operation: &'static str) -> Error {
-        let state = match self.process.as_ref().map(|p| p.reaped()) {
+        let state = match self.process.as_ref().map(|p| p.exited()) {
             Some(true) | None => "stopped",
             Some(false) if self.started => "running",
             Some(false) => "created",

@@ -360,7 +360,8 @@ async fn spawn_and_handshake(
     let stdio = [p0.parent, p1.parent, p2.parent];
     debug!(pid = spawned.pid.as_raw_nonzero().get(), "cloned");
     let process = guard.process.insert(
-        PidFd::new(spawned.pidfd, spawned.pid).map_err(|e| Error::sys("register pidfd", e))?,
+        PidFd::new_reaped_late(spawned.pidfd, spawned.pid)
+            .map_err(|e| Error::sys("register pidfd", e))?,
     );
     if clone_flags & libc::CLONE_NEWNS as u64 != 0 && !detach {
         if let Some(hold) = runtime.mount_ns_holds().take(process.as_fd(), spawned.pid) {

@@ -1,4 +1,5 @@
-//! Holding each container's mount namespace until its exit is reaped.
+//! Holding each container's mount namespace until its exit is reaped (at
+//! `delete`, or when its handle drops: see `crate::pidfd`).
 //!
 //! When the last process of a mount namespace exits, the kernel tears the
 //! namespace down inside that exit, before the exit is reported: it
@@ -10,10 +11,10 @@
 //!
 //! So a runtime holds an fd of each new container's mount namespace, taken
 //! from the pidfd just after the clone. The container's exit then finds
-//! the namespace still referenced and reports at once. When the exit has
-//! been reaped, the fd goes to a blocking task, whose `close` does the
-//! teardown off every waiter's path; `delete` awaits that task, so that
-//! the container's mounts are gone when it returns.
+//! the namespace still referenced and reports at once. When the exit is
+//! reaped, the fd goes to a blocking task, whose `close` does the teardown
+//! off every waiter's path; `delete` awaits that task, so that the
+//! container's mounts are gone when it returns.
 //!
 //! Each hold is an fd, and a runtime must drive 10,000 containers within
 //! the 20,000 fds these hosts allow. So holds come from a budget

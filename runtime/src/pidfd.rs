@@ -4,10 +4,19 @@
 //!
 //! This module owns reaping: `waitid(P_PIDFD, ..)` is called only here, and
 //! the status is cached so that any number of waiters see it.
+//!
+//! A container's init is reaped late: its exit is read with `WNOWAIT`, which
+//! leaves the zombie, and the zombie is released at `delete` or when the
+//! handle drops ([`PidFd::release`]). Releasing a zombie is the larger part
+//! of a `waitid` (about 10 µs here: the pid, its pid namespace, its /proc
+//! entries), and a task awaiting the exit does not need it done first. Other
+//! processes (`exec`, helpers) are reaped at once: a zombie left in a
+//! container's pid namespace would keep its init's exit from completing.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::process::{Pid, WaitId, WaitIdOptions};
 use tokio::io::unix::AsyncFd;
@@ -20,6 +29,10 @@ pub(crate) struct PidFd {
     fd: AsyncFd<OwnedFd>,
     pid: Pid,
     status: Mutex<Option<ExitStatus>>,
+    /// Whether an exit seen is left a zombie until [`PidFd::release`].
+    defer_reap: bool,
+    /// Whether the zombie was released (set under the status lock).
+    reaped: AtomicBool,
     /// The process's mount namespace, held until the exit is reaped
     /// (`crate::mount_ns_hold`).
     mount_ns: Mutex<Option<crate::mount_ns_hold::Hold>>,
@@ -29,11 +42,24 @@ pub(crate) struct PidFd {
 
 impl PidFd {
     /// Registers `fd` (from `CLONE_PIDFD` or `pidfd_open`) with the reactor.
+    /// The process is reaped as soon as its exit is seen.
     pub fn new(fd: OwnedFd, pid: Pid) -> io::Result<Self> {
+        Self::build(fd, pid, false)
+    }
+
+    /// As [`PidFd::new`], for a container's init: an exit seen leaves the
+    /// zombie until [`PidFd::release`] or the handle's drop.
+    pub fn new_reaped_late(fd: OwnedFd, pid: Pid) -> io::Result<Self> {
+        Self::build(fd, pid, true)
+    }
+
+    fn build(fd: OwnedFd, pid: Pid, defer_reap: bool) -> io::Result<Self> {
         Ok(PidFd {
             fd: crate::sys::register(fd, tokio::io::Interest::READABLE)?,
             pid,
             status: Mutex::new(None),
+            defer_reap,
+            reaped: AtomicBool::new(false),
             mount_ns: Mutex::new(None),
             teardown: Mutex::new(None),
         })
@@ -57,16 +83,17 @@ impl PidFd {
         self.pid
     }
 
-    /// The exit status if the process has exited, reaping it.
+    /// The exit status if the process has exited, reaping it unless the
+    /// reap is deferred ([`PidFd::new_reaped_late`]).
     pub fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
-        let mut status = self
-            .status
-            .lock()
-            .expect("no panics while holding the status lock");
+        let mut status = self.status_lock();
         if let Some(s) = *status {
             return Ok(Some(s));
         }
-        let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+        let mut options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+        if self.defer_reap {
+            options |= WaitIdOptions::NOWAIT;
+        }
         let Some(raw) = rustix::process::waitid(WaitId::PidFd(self.fd.get_ref().as_fd()), options)?
         else {
             return Ok(None);
@@ -77,9 +104,34 @@ impl PidFd {
             (None, None) => return Ok(None),
         };
         *status = Some(s);
-        // Reaped: the namespace's teardown can start now, off this task.
-        // Still under the status lock, so that whoever sees the status
-        // also finds the teardown to await.
+        if !self.defer_reap {
+            self.reaped_under(&status);
+        }
+        drop(status);
+        Ok(Some(s))
+    }
+
+    /// Releases the zombie of an exited process whose reap was deferred,
+    /// and starts the teardown of its held mount namespace, if any:
+    /// [`PidFd::mount_ns_teardown`] then awaits it. Nothing to do before
+    /// the exit was seen or once released.
+    pub fn release(&self) -> io::Result<()> {
+        let status = self.status_lock();
+        if status.is_none() || self.reaped.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // The zombie is there (its exit was seen): this does not block.
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+        rustix::process::waitid(WaitId::PidFd(self.fd.get_ref().as_fd()), options)?;
+        self.reaped_under(&status);
+        Ok(())
+    }
+
+    /// Marks the process reaped and starts its namespace's teardown, off
+    /// this task; under the status lock (`_status`), so that whoever sees
+    /// it reaped also finds the teardown to await.
+    fn reaped_under(&self, _status: &std::sync::MutexGuard<'_, Option<ExitStatus>>) {
+        self.reaped.store(true, Ordering::Release);
         let hold = self
             .mount_ns
             .lock()
@@ -88,8 +140,12 @@ impl PidFd {
         if let Some(hold) = hold {
             *self.teardown_slot() = hold.release();
         }
-        drop(status);
-        Ok(Some(s))
+    }
+
+    fn status_lock(&self) -> std::sync::MutexGuard<'_, Option<ExitStatus>> {
+        self.status
+            .lock()
+            .expect("no panics while holding the status lock")
     }
 
     /// Waits for exit: readiness of the pidfd, then `waitid`.
@@ -110,8 +166,8 @@ impl PidFd {
     }
 
     /// A future that ends when the mount namespace held for this process,
-    /// if any, is torn down. Take it after the process was reaped; it
-    /// borrows nothing, so it can run beside other work on the handle.
+    /// if any, is torn down. Take it after [`PidFd::release`]; it borrows
+    /// nothing, so it can run beside other work on the handle.
     pub fn mount_ns_teardown(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let teardown = self.teardown_slot().take();
         async move {
@@ -131,32 +187,37 @@ impl PidFd {
     /// Sends `signal` through the pidfd. Fails with `ESRCH` once the
     /// process has exited, even if its pid was reused.
     pub fn signal(&self, signal: i32) -> io::Result<()> {
-        if self
-            .status
-            .lock()
-            .expect("no panics while holding the status lock")
-            .is_some()
-        {
+        if self.exited() {
             return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
         crate::sys::pidfd_send_signal(self.fd.get_ref().as_fd(), signal)
     }
 
-    /// Whether the process was reaped through this handle.
-    pub fn reaped(&self) -> bool {
-        self.status
-            .lock()
-            .expect("no panics while holding the status lock")
-            .is_some()
+    /// Whether the process's exit was seen through this handle.
+    pub fn exited(&self) -> bool {
+        self.status_lock().is_some()
     }
 
     /// `SIGKILL` then a blocking reap, for paths with no reactor (drop
     /// outside a runtime). The wait is short: a killed process exits at once.
     pub fn kill_and_reap_blocking(&self) {
         let _ = self.signal(libc::SIGKILL);
+        let status = self.status_lock();
+        if self.reaped.load(Ordering::Acquire) {
+            return;
+        }
         let _ = rustix::process::waitid(
             WaitId::PidFd(self.fd.get_ref().as_fd()),
             WaitIdOptions::EXITED,
         );
+        self.reaped.store(true, Ordering::Release);
+        drop(status);
+    }
+}
+
+impl Drop for PidFd {
+    /// A zombie left by a deferred reap is released with the handle.
+    fn drop(&mut self) {
+        let _ = self.release();
     }
 }

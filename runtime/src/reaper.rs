@@ -14,10 +14,10 @@ use crate::pidfd::PidFd;
 /// anything left in it).
 pub(crate) fn kill_and_reap(process: PidFd, cgroup: Option<CgroupPaths>) {
     // Nothing left to do: close the pidfd now, not in a task.
-    if process.reaped() && cgroup.is_none() {
+    if process.exited() && cgroup.is_none() {
         return;
     }
-    if !process.reaped() {
+    if !process.exited() {
         let _ = process.signal(libc::SIGKILL);
         if let Some(cg) = &cgroup {
             crate::cgroups::thaw_after_kill(cg, libc::SIGKILL);

@@ -289,3 +289,61 @@ async fn the_hosts_root_is_unmounted_before_the_workload_runs() {
         .count();
     assert_eq!(roots, 1, "mounts at / in the container:\n{text}");
 }
+
+/// `/proc/<pid>/stat`'s state letter and start time, if the pid is taken.
+fn state_and_start(pid: i32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command, which is in parentheses and may hold anything.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    Some((fields[0].chars().next()?, fields[19].parse().ok()?))
+}
+
+/// `wait()` reports the exit before the kernel releases the process: the
+/// init stays a zombie (its pid taken) until `delete`, or until the
+/// handle's drop.
+#[test]
+fn an_exited_init_is_a_zombie_until_delete_or_drop() {
+    require_root();
+    let tokio = own_tokio();
+    let dropped = tokio.block_on(async {
+        let rt = runtime();
+        let mut exited = Vec::new();
+        for n in 0..2 {
+            let mut c = rt
+                .create(
+                    unique_id(&format!("zombie{n}")),
+                    probe_spec(&["/probe", "exit", "0"]),
+                )
+                .await
+                .unwrap();
+            c.start().await.unwrap();
+            assert!(c.wait().await.unwrap().success());
+            let (state, start) = state_and_start(c.pid()).expect("the pid is still taken");
+            assert_eq!(state, 'Z', "container {n} after wait");
+            exited.push((c, start));
+        }
+        let (deleted, start) = exited.remove(0);
+        let pid = deleted.pid();
+        deleted.delete().await.unwrap();
+        // Gone, or reused by another process since.
+        let now = state_and_start(pid);
+        assert!(
+            now.is_none_or(|(_, t)| t != start),
+            "pid {pid} after delete: {now:?}"
+        );
+        let (dropped, start) = exited.remove(0);
+        let pid = dropped.pid();
+        drop(dropped);
+        (pid, start)
+    });
+    // The drop's leftovers run in a task; the runtime's shutdown finishes
+    // whatever is left of them, blocking.
+    drop(tokio);
+    let (pid, start) = dropped;
+    let now = state_and_start(pid);
+    assert!(
+        now.is_none_or(|(_, t)| t != start),
+        "pid {pid} after drop: {now:?}"
+    );
+}
