@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use corral_protocol::{InitChannel, MountOp, Step};
-use rustix::fs::{FileType, StatVfsMountFlags};
+use rustix::fs::{FileType, Mode, OFlags, StatVfsMountFlags};
 use rustix::io::{self, Errno};
 use rustix::mount::{
     MountFlags, MountPropagationFlags, MoveMountFlags, mount, mount_change, mount_remount,
@@ -207,6 +207,16 @@ fn plan_fallback(op: &MountOp) -> Option<Fallback> {
 }
 
 pub fn apply(channel: &InitChannel, root: &Rootfs, mounts: &[MountOp]) -> Result<()> {
+    // The mounts enter their targets (`sys::mount_target`): the working
+    // directory is restored after them, for the steps up to pivot_root
+    // (hooks inherit it). Without a handle on it, targets go by /proc.
+    let cwd = rustix::fs::open(
+        ".",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok();
+    let enter = cwd.is_some();
     for (index, op) in mounts.iter().enumerate() {
         let detached = if op.detached {
             let index = u32::try_from(index).expect("the runtime indexes mounts with u32");
@@ -220,12 +230,25 @@ pub fn apply(channel: &InitChannel, root: &Rootfs, mounts: &[MountOp]) -> Result
         } else {
             None
         };
-        apply_one(root, op, detached)?;
+        apply_one(root, op, detached, enter)?;
+    }
+    if let Some(cwd) = cwd {
+        rustix::process::fchdir(&cwd).map_err(|errno| Error::Mount {
+            op: "return to the working directory after",
+            what: "the mounts".into(),
+            target: PathBuf::from("."),
+            errno,
+        })?;
     }
     Ok(())
 }
 
-fn apply_one(root: &Rootfs, op: &MountOp, mut detached: Option<OwnedFd>) -> Result<()> {
+fn apply_one(
+    root: &Rootfs,
+    op: &MountOp,
+    mut detached: Option<OwnedFd>,
+    enter: bool,
+) -> Result<()> {
     let dest = op.destination.as_bytes();
     let what = describe(op);
     let fail = |op: &'static str| {
@@ -255,14 +278,14 @@ fn apply_one(root: &Rootfs, op: &MountOp, mut detached: Option<OwnedFd>) -> Resu
         Create::File => in_root::create_file(root.fd(), dest),
     };
     let created = created.map_err(fail("create target"))?;
-    let result = run_calls(root, dest, &plan.calls, Some(created), &mut detached)
+    let result = run_calls(root, dest, &plan.calls, Some(created), &mut detached, enter)
         .map_err(|(op, errno)| fail(op)(errno));
     match (result, &plan.fallback) {
         (Err(Error::Mount { errno, .. }), Some(fb))
             if fb.on.contains(&errno) && Path::new(fb.source).exists() =>
         {
             channel::warn(Step::Mounts, fb.message, Some(dest));
-            run_calls(root, dest, &fb.plan.calls, None, &mut None)
+            run_calls(root, dest, &fb.plan.calls, None, &mut None, enter)
                 .map_err(|(op, errno)| fail(op)(errno))
         }
         (result, _) => result,
@@ -275,6 +298,7 @@ fn run_calls(
     calls: &[MountCall],
     mut fresh: Option<OwnedFd>,
     detached: &mut Option<OwnedFd>,
+    enter: bool,
 ) -> std::result::Result<(), (&'static str, Errno)> {
     for call in calls {
         // Resolve afresh for every call: after a mount, an fd opened before
@@ -284,7 +308,10 @@ fn run_calls(
             Some(fd) => fd,
             None => in_root::open(root.fd(), dest).map_err(|e| ("open target", e))?,
         };
-        let target = sys::proc_fd_path(target_fd.as_fd());
+        let target = || match enter {
+            true => sys::mount_target(target_fd.as_fd()),
+            false => sys::proc_fd_path(target_fd.as_fd()),
+        };
         match call {
             MountCall::Mount {
                 source,
@@ -292,15 +319,15 @@ fn run_calls(
                 flags,
                 data,
             } => {
-                mount_with(source, &target, fstype.as_deref(), *flags, data.as_deref())
+                mount_with(source, &target(), fstype.as_deref(), *flags, data.as_deref())
                     .map_err(|e| ("mount", e))?;
             }
             MountCall::RemountBind { flags } => {
-                remount_bind(&target, *flags).map_err(|e| ("remount", e))?;
+                remount_bind(&target(), *flags).map_err(|e| ("remount", e))?;
             }
             MountCall::Propagation { flags } => {
                 propagation_flags(*flags)
-                    .and_then(|flags| mount_change(&target, flags))
+                    .and_then(|flags| mount_change(&target(), flags))
                     .map_err(|e| ("set propagation of", e))?;
             }
             MountCall::SetAttrRecursive { set, clear } => {

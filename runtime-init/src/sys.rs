@@ -52,6 +52,20 @@ pub fn proc_fd_path(fd: BorrowedFd<'_>) -> CString {
     CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("digits contain no NUL")
 }
 
+/// What `mount(2)` is given to reach the file `fd` refers to. For a
+/// directory: `.` after `fchdir(fd)`, which the kernel resolves with no
+/// path walk at all, where `/proc/self/fd/<N>` walks /proc entries that are
+/// never cached for a new process (a quarter of each mount's time, in
+/// `perf` samples of a container's init). Otherwise, or when `fd` cannot
+/// be entered, [`proc_fd_path`]. Moves the working directory: the caller
+/// returns to its own afterwards.
+pub fn mount_target(fd: BorrowedFd<'_>) -> CString {
+    match rustix::process::fchdir(fd) {
+        Ok(()) => c".".to_owned(),
+        Err(_) => proc_fd_path(fd),
+    }
+}
+
 /// Brings the loopback interface up: `SIOCGIFFLAGS`, then `SIOCSIFFLAGS`
 /// with `IFF_UP` added (netdevice(7)).
 pub fn set_loopback_up() -> io::Result<()> {
