@@ -202,7 +202,12 @@ impl Container {
             .init_error()
             .is_some_and(|e| e.step == corral_protocol::Step::Hooks);
         if hook_failed {
-            let _ = self.remove_cgroup().await;
+            // The init exits after its report: release it, and its mount
+            // namespace, before `poststop` (which may free the rootfs).
+            let _ = self.process().wait().await;
+            let _ = self.release_process();
+            let teardown = self.process().mount_ns_teardown();
+            let ((), _) = tokio::join!(teardown, self.remove_cgroup());
             let _ = self.remove_state();
             self.run_poststop().await;
         }

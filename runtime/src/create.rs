@@ -359,10 +359,17 @@ async fn spawn_and_handshake(
     let [p0, p1, p2] = prepared;
     let stdio = [p0.parent, p1.parent, p2.parent];
     debug!(pid = spawned.pid.as_raw_nonzero().get(), "cloned");
-    let process = guard.process.insert(
+    // An init in a pid namespace of its own (or the host's) is reaped
+    // late; one that joined another container's must be reaped at once,
+    // or its zombie would hold up that container's exit (see pidfd.rs).
+    let registered = if joins.join_pid.is_none() {
         PidFd::new_reaped_late(spawned.pidfd, spawned.pid)
-            .map_err(|e| Error::sys("register pidfd", e))?,
-    );
+    } else {
+        PidFd::new(spawned.pidfd, spawned.pid)
+    };
+    let process = guard
+        .process
+        .insert(registered.map_err(|e| Error::sys("register pidfd", e))?);
     if clone_flags & libc::CLONE_NEWNS as u64 != 0 && !detach {
         if let Some(hold) = runtime.mount_ns_holds().take(process.as_fd(), spawned.pid) {
             process.hold_mount_ns(hold);

@@ -10,8 +10,9 @@
 //! handle drops ([`PidFd::release`]). Releasing a zombie is the larger part
 //! of a `waitid` (about 10 µs here: the pid, its pid namespace, its /proc
 //! entries), and a task awaiting the exit does not need it done first. Other
-//! processes (`exec`, helpers) are reaped at once: a zombie left in a
-//! container's pid namespace would keep its init's exit from completing.
+//! processes (`exec`, helpers, and the init of a container that joined
+//! another's pid namespace) are reaped at once: a zombie left in a pid
+//! namespace would keep that namespace's init's exit from completing.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};

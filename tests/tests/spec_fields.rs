@@ -285,6 +285,40 @@ async fn namespaces_joined_by_path_are_shared_with_their_holder() {
     assert!(procs.contains(&serde_json::json!(1)), "{info}");
 }
 
+/// A pod's order: a member of another container's pid namespace exits
+/// and is waited for, the holder is killed and waited for, and only then
+/// are both deleted. The member must be reaped at its wait: a zombie left
+/// in the holder's pid namespace would keep the holder's exit (and so
+/// this wait) from ever completing.
+#[tokio::test]
+async fn a_waited_member_of_a_joined_pid_namespace_does_not_hold_up_its_holder() {
+    require_root();
+    let _serial = serial().await;
+    let rt = runtime();
+    let mut holder = rt
+        .create(unique_id("pidholder"), probe_spec(&["/probe", "pause"]))
+        .await
+        .unwrap();
+    holder.start().await.unwrap();
+    let mut spec = probe_spec(&["/probe", "exit", "0"]);
+    add_namespace(
+        &mut spec,
+        Ns::Pid,
+        Some(&format!("/proc/{}/ns/pid", holder.pid())),
+    );
+    let mut member = rt.create(unique_id("pidmember"), spec).await.unwrap();
+    member.start().await.unwrap();
+    assert!(member.wait().await.unwrap().success());
+    holder.kill(libc::SIGKILL).unwrap();
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(30), holder.wait()).await;
+    // Deleted before the verdict: with the bug, this releases the member,
+    // which lets the holder exit and the test end.
+    member.delete().await.unwrap();
+    let status = waited.expect("the holder's exit completes").unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    holder.delete().await.unwrap();
+}
+
 #[tokio::test]
 async fn joining_a_missing_namespace_path_is_refused_naming_it() {
     require_root();
