@@ -10,7 +10,7 @@
 //! "keep the flags the kernel locked" rule shared with `readonly_paths`.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -207,16 +207,15 @@ fn plan_fallback(op: &MountOp) -> Option<Fallback> {
 }
 
 pub fn apply(channel: &InitChannel, root: &Rootfs, mounts: &[MountOp]) -> Result<()> {
-    // The mounts enter their targets (`sys::mount_target`): the working
-    // directory is restored after them, for the steps up to pivot_root
-    // (hooks inherit it). Without a handle on it, targets go by /proc.
+    // Calls may enter their target (`sys::mount_target`) and return here
+    // right after. Without a handle on the working directory, targets go
+    // by /proc.
     let cwd = rustix::fs::open(
         ".",
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .ok();
-    let enter = cwd.is_some();
     for (index, op) in mounts.iter().enumerate() {
         let detached = if op.detached {
             let index = u32::try_from(index).expect("the runtime indexes mounts with u32");
@@ -230,15 +229,7 @@ pub fn apply(channel: &InitChannel, root: &Rootfs, mounts: &[MountOp]) -> Result
         } else {
             None
         };
-        apply_one(root, op, detached, enter)?;
-    }
-    if let Some(cwd) = cwd {
-        rustix::process::fchdir(&cwd).map_err(|errno| Error::Mount {
-            op: "return to the working directory after",
-            what: "the mounts".into(),
-            target: PathBuf::from("."),
-            errno,
-        })?;
+        apply_one(root, op, detached, cwd.as_ref())?;
     }
     Ok(())
 }
@@ -247,7 +238,7 @@ fn apply_one(
     root: &Rootfs,
     op: &MountOp,
     mut detached: Option<OwnedFd>,
-    enter: bool,
+    cwd: Option<&OwnedFd>,
 ) -> Result<()> {
     let dest = op.destination.as_bytes();
     let what = describe(op);
@@ -278,14 +269,14 @@ fn apply_one(
         Create::File => in_root::create_file(root.fd(), dest),
     };
     let created = created.map_err(fail("create target"))?;
-    let result = run_calls(root, dest, &plan.calls, Some(created), &mut detached, enter)
+    let result = run_calls(root, dest, &plan.calls, Some(created), &mut detached, cwd)
         .map_err(|(op, errno)| fail(op)(errno));
     match (result, &plan.fallback) {
         (Err(Error::Mount { errno, .. }), Some(fb))
             if fb.on.contains(&errno) && Path::new(fb.source).exists() =>
         {
             channel::warn(Step::Mounts, fb.message, Some(dest));
-            run_calls(root, dest, &fb.plan.calls, None, &mut None, enter)
+            run_calls(root, dest, &fb.plan.calls, None, &mut None, cwd)
                 .map_err(|(op, errno)| fail(op)(errno))
         }
         (result, _) => result,
@@ -298,7 +289,7 @@ fn run_calls(
     calls: &[MountCall],
     mut fresh: Option<OwnedFd>,
     detached: &mut Option<OwnedFd>,
-    enter: bool,
+    cwd: Option<&OwnedFd>,
 ) -> std::result::Result<(), (&'static str, Errno)> {
     for call in calls {
         // Resolve afresh for every call: after a mount, an fd opened before
@@ -308,49 +299,104 @@ fn run_calls(
             Some(fd) => fd,
             None => in_root::open(root.fd(), dest).map_err(|e| ("open target", e))?,
         };
-        let target = || match enter {
-            true => sys::mount_target(target_fd.as_fd()),
-            false => sys::proc_fd_path(target_fd.as_fd()),
+        // Enter the target only for a call whose other arguments do not
+        // resolve against the working directory, and come back after it:
+        // a relative source, or paths in a filesystem's options, still
+        // resolve where they always did.
+        let entered = cwd.filter(|_| independent_of_cwd(call));
+        let target = || match entered {
+            Some(_) => sys::mount_target(target_fd.as_fd()),
+            None => sys::proc_fd_path(target_fd.as_fd()),
         };
-        match call {
-            MountCall::Mount {
-                source,
-                fstype,
-                flags,
-                data,
-            } => {
-                mount_with(source, &target(), fstype.as_deref(), *flags, data.as_deref())
-                    .map_err(|e| ("mount", e))?;
-            }
-            MountCall::RemountBind { flags } => {
-                remount_bind(&target(), *flags).map_err(|e| ("remount", e))?;
-            }
-            MountCall::Propagation { flags } => {
-                propagation_flags(*flags)
-                    .and_then(|flags| mount_change(&target(), flags))
-                    .map_err(|e| ("set propagation of", e))?;
-            }
-            MountCall::SetAttrRecursive { set, clear } => {
-                sys::mount_setattr(target_fd.as_fd(), true, *set, *clear)
-                    .map_err(|e| ("mount_setattr", e))?;
-            }
-            MountCall::MoveDetached => {
-                let fd = detached
-                    .take()
-                    .ok_or(("move detached mount", Errno::BADF))?;
-                move_mount(
-                    fd.as_fd(),
-                    c"",
-                    target_fd.as_fd(),
-                    c"",
-                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
-                        | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        let result = run_call(call, target, target_fd.as_fd(), detached);
+        if let Some(cwd) = entered {
+            rustix::process::fchdir(cwd)
+                .map_err(|e| ("return to the working directory after", e))?;
+        }
+        result?;
+    }
+    Ok(())
+}
+
+/// Whether `call` names no path that the kernel resolves against the
+/// working directory, besides its target: a bind of an absolute source, a
+/// filesystem that takes no device and no paths in its options, or a
+/// change to the target's own flags.
+fn independent_of_cwd(call: &MountCall) -> bool {
+    match call {
+        MountCall::Mount {
+            source,
+            fstype,
+            flags,
+            ..
+        } => {
+            if flags & MS_BIND != 0 {
+                source.first() == Some(&b'/')
+            } else {
+                matches!(
+                    fstype.as_deref(),
+                    Some("proc" | "sysfs" | "tmpfs" | "devpts" | "mqueue" | "cgroup" | "cgroup2")
                 )
-                .map_err(|e| ("move_mount", e))?;
             }
-            MountCall::TmpfsCopyUp { flags, data } => {
-                copy_up::mount_tmpfs(target_fd.as_fd(), *flags, data.as_deref())?;
-            }
+        }
+        MountCall::RemountBind { .. } | MountCall::Propagation { .. } => true,
+        // These go by fd.
+        MountCall::SetAttrRecursive { .. }
+        | MountCall::MoveDetached
+        | MountCall::TmpfsCopyUp { .. } => false,
+    }
+}
+
+/// One call onto the target: `target` names it for the path-based calls,
+/// `target_fd` is it.
+fn run_call(
+    call: &MountCall,
+    target: impl Fn() -> CString,
+    target_fd: BorrowedFd<'_>,
+    detached: &mut Option<OwnedFd>,
+) -> std::result::Result<(), (&'static str, Errno)> {
+    match call {
+        MountCall::Mount {
+            source,
+            fstype,
+            flags,
+            data,
+        } => {
+            mount_with(
+                source,
+                &target(),
+                fstype.as_deref(),
+                *flags,
+                data.as_deref(),
+            )
+            .map_err(|e| ("mount", e))?;
+        }
+        MountCall::RemountBind { flags } => {
+            remount_bind(&target(), *flags).map_err(|e| ("remount", e))?;
+        }
+        MountCall::Propagation { flags } => {
+            propagation_flags(*flags)
+                .and_then(|flags| mount_change(&target(), flags))
+                .map_err(|e| ("set propagation of", e))?;
+        }
+        MountCall::SetAttrRecursive { set, clear } => {
+            sys::mount_setattr(target_fd, true, *set, *clear).map_err(|e| ("mount_setattr", e))?;
+        }
+        MountCall::MoveDetached => {
+            let fd = detached
+                .take()
+                .ok_or(("move detached mount", Errno::BADF))?;
+            move_mount(
+                fd.as_fd(),
+                c"",
+                target_fd,
+                c"",
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+            )
+            .map_err(|e| ("move_mount", e))?;
+        }
+        MountCall::TmpfsCopyUp { flags, data } => {
+            copy_up::mount_tmpfs(target_fd, *flags, data.as_deref())?;
         }
     }
     Ok(())
