@@ -5,8 +5,9 @@
 //! namespace), writes it to its stdout (a memfd) and calls `exit_group`;
 //! the awaiting task, on a tokio worker, reads the same clock as soon as
 //! `wait()` returns. The difference is the exit path (the process's
-//! teardown, the pid namespace's, the pidfd wake-up, the reap) plus the
-//! task's wake-up: what a caller of `wait()` waits for.
+//! teardown, the pidfd wake-up, `waitid`) plus the task's wake-up: what a
+//! caller of `wait()` waits for. The zombie's release comes later, at
+//! `delete` (see runtime/src/pidfd.rs).
 //!
 //! `exit-to-wake-no-hold` is the same with a runtime that holds no
 //! containers' mount namespaces, whose teardown is then part of the exit.
@@ -26,6 +27,10 @@ use std::time::{Duration, Instant};
 use corral_benches::{minimal_spec, next_id, require_root};
 use criterion::Criterion;
 
+/// Criterion's samples per bench, and so its calls of `iter_custom` once
+/// warmed up.
+const SAMPLES: usize = 50;
+
 fn exit_wait(c: &mut Criterion) {
     let tokio = corral_benches::tokio_runtime();
     let rt = corral::Runtime::builder().build().expect("runtime");
@@ -37,13 +42,15 @@ fn exit_wait(c: &mut Criterion) {
         .expect("runtime");
     let spec = minimal_spec(&["/bin/sleep", "1000"]);
     let mut group = c.benchmark_group("exit_wait");
-    group.sample_size(50);
+    group.sample_size(SAMPLES);
     let stamp = minimal_spec(&["/bin/stamp-exit"]);
     let std_stamp = minimal_spec(&["/probe", "stamp-exit"]);
     // Criterion's estimates are means over the iterations of a sample, so
     // a few exits that wait behind the kernel's background work (a v1
     // cgroup's release runs in a kworker on the CPU of the previous
-    // `delete`) pull them up; every exit is also kept for its median.
+    // `delete`) pull them up; every exit is also kept for its median. One
+    // list per call: the last SAMPLES calls are the measurement's, the
+    // earlier ones the warm-up's.
     let mut per_exit = Vec::new();
     for (name, rt, spec) in [
         ("exit-to-wake", &rt, &stamp),
@@ -109,12 +116,17 @@ fn exit_wait(c: &mut Criterion) {
         })
     });
     group.finish();
-    for (name, each) in per_exit {
-        let mut each = each.lock().expect("no panics while held").clone();
+    for (name, calls) in per_exit {
+        let calls = calls.lock().expect("no panics while held");
+        let measured = &calls[calls.len().saturating_sub(SAMPLES)..];
+        let mut each: Vec<u64> = measured.iter().flatten().copied().collect();
+        if each.is_empty() {
+            continue; // filtered out
+        }
         each.sort_unstable();
         let at = |q: f64| each[((each.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
         println!(
-            "exit_wait/{name}: per exit over {} exits: median {:.1} µs, p90 {:.1} µs, p99 {:.1} µs",
+            "exit_wait/{name}: per exit, {} measured exits: median {:.1} µs, p90 {:.1} µs, p99 {:.1} µs",
             each.len(),
             at(0.5),
             at(0.9),
@@ -124,19 +136,20 @@ fn exit_wait(c: &mut Criterion) {
 }
 
 /// `iters` containers running `spec` (a stamp, then exit), one after another; the
-/// sum of their exit → wake-up times. Each time in ns is also pushed to
-/// `each`.
+/// sum of their exit → wake-up times. Their times in ns are also pushed,
+/// as one list, to `calls`.
 async fn stamped_exits(
     rt: corral::Runtime,
     spec: corral::Spec,
     iters: u64,
-    each: Arc<Mutex<Vec<u64>>>,
+    calls: Arc<Mutex<Vec<Vec<u64>>>>,
 ) -> Duration {
     // On a worker, as a service's task would be: criterion's `block_on`
     // would add a hop from the worker that sees the pidfd to the bench's
     // main thread.
     let timed = tokio::spawn(async move {
         let mut total = Duration::ZERO;
+        let mut each = Vec::with_capacity(usize::try_from(iters).unwrap_or(0));
         for _ in 0..iters {
             // The stamp goes to a memfd: a pipe write would wake the
             // reader's thread inside the timed span.
@@ -157,11 +170,10 @@ async fn stamped_exits(
             let text = std::str::from_utf8(&buf[..n]).expect("UTF-8 stamp");
             let exited: u64 = text.trim().parse().expect("a stamp in ns");
             total += Duration::from_nanos(woke - exited);
-            each.lock()
-                .expect("no panics while held")
-                .push(woke - exited);
+            each.push(woke - exited);
             c.delete().await.expect("delete");
         }
+        calls.lock().expect("no panics while held").push(each);
         total
     });
     timed.await.expect("the timed task")
