@@ -317,13 +317,13 @@ pub(crate) async fn remove(paths: &CgroupPaths) -> Result<()> {
         }
         return rmdir_all(paths);
     }
-    // v1: every process of a container is in each of its directories (the
-    // child and `exec` place themselves in all of them), so one directory's
-    // list is normally all of them. The others are read only if a
-    // directory is still busy after that (someone moved a process in one
-    // hierarchy): four `cgroup.procs` reads fewer per delete.
-    let first = paths.dirs.iter().position(|d| d.owned).unwrap_or(0);
-    kill_each(paths, &paths.dirs[first..=first]).await?;
+    // v1: usually empty by now (a container's processes die with the init
+    // of its pid namespace), and `rmdir` of a directory that still has a
+    // process fails with EBUSY and changes nothing. So remove first, and
+    // list (every directory: someone may have moved a process in one
+    // hierarchy only), thaw and kill only when one is busy. An empty
+    // container's delete skips the freezer write and the `cgroup.procs`
+    // read.
     match rmdir_all(paths) {
         Err(Error::Sys { source, .. }) if source.raw_os_error() == Some(libc::EBUSY) => {
             kill_each(paths, &paths.dirs).await?;
