@@ -27,6 +27,7 @@ use crate::sys;
 /// Serves `spawn` requests until the runtime closes the socket. Returns
 /// only in a cloned child, ready to run a container's init.
 pub fn serve(channel: &'static InitChannel) {
+    crate::capabilities::read_last_cap_ahead();
     loop {
         let (req, fds) = match channel.recv_request() {
             Ok(Request::Spawn(req, fds)) => (req, fds),
