@@ -69,15 +69,7 @@ fn startup(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(8));
     let ns = "pid-mnt-uts-ipc";
     group.bench_function(BenchmarkId::new("corral-lib", ns), |b| {
-        b.to_async(&tokio).iter(|| async {
-            let mut c = rt
-                .create(next_id("lib"), spec.clone())
-                .await
-                .expect("create");
-            c.start().await.expect("start");
-            assert!(c.wait().await.expect("wait").success());
-            c.delete().await.expect("delete");
-        })
+        b.to_async(&tokio).iter(|| one_container(&rt, &spec))
     });
     // What a test farm sees: the create happened ahead of time, in the
     // pool's refill task (which competes for the same two cores).
@@ -142,7 +134,78 @@ fn startup(c: &mut Criterion) {
         });
     }
     group.finish();
+    alternating(&tokio, &rt, &spec, &cli, &roots, &bundle);
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Rounds of one start each, the library, `corral run` and the peers in
+/// turn, each timed on its own; prints every runtime's median and its
+/// ratio to crun's. Criterion runs one bench after another, so the first
+/// (the library) meets the kernel's clean-up of whatever ran before
+/// (cgroup release, namespace teardown: a library median of 2.8 ms right
+/// after the `phases` bench, 2.1 ms after 90 s idle), and its estimates
+/// are means over samples, which a few slow starts pull up. Taken in
+/// turn, every runtime meets the same state; `STARTUP_ROUNDS` rounds
+/// (default 200).
+fn alternating(
+    tokio: &tokio::runtime::Runtime,
+    rt: &corral::Runtime,
+    spec: &corral::Spec,
+    cli: &Path,
+    roots: &Path,
+    bundle: &Path,
+) {
+    let rounds: usize = std::env::var("STARTUP_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let peers: Vec<(&str, std::path::PathBuf)> = ["crun", "runc"]
+        .into_iter()
+        .filter_map(|peer| which(peer).ok().map(|path| (peer, path)))
+        .collect();
+    let mut times: Vec<(&str, Vec<Duration>)> =
+        vec![("corral-lib", Vec::new()), ("corral-run", Vec::new())];
+    times.extend(peers.iter().map(|(peer, _)| (*peer, Vec::new())));
+    for _ in 0..rounds {
+        let t = std::time::Instant::now();
+        tokio.block_on(one_container(rt, spec));
+        times[0].1.push(t.elapsed());
+        let t = std::time::Instant::now();
+        run_cli(cli, &roots.join("corral"), bundle, "alt-cli");
+        times[1].1.push(t.elapsed());
+        for (i, (peer, path)) in peers.iter().enumerate() {
+            let t = std::time::Instant::now();
+            run_cli(path, &roots.join(peer), bundle, peer);
+            times[2 + i].1.push(t.elapsed());
+        }
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let medians: Vec<(&str, Duration)> = times
+        .iter_mut()
+        .map(|(name, v)| (*name, median(v)))
+        .collect();
+    let crun = medians.iter().find(|(n, _)| *n == "crun").map(|(_, d)| *d);
+    println!("startup, alternating: median of {rounds} rounds, one start of each per round");
+    for (name, d) in &medians {
+        let ratio = crun.map_or(String::new(), |c| {
+            format!("  {:.2}x crun", d.as_secs_f64() / c.as_secs_f64())
+        });
+        println!("  {name:12} {:8.3} ms{ratio}", d.as_secs_f64() * 1000.0);
+    }
+}
+
+/// Create, start, wait for and delete one container of `spec`.
+async fn one_container(rt: &corral::Runtime, spec: &corral::Spec) {
+    let mut c = rt
+        .create(next_id("lib"), spec.clone())
+        .await
+        .expect("create");
+    c.start().await.expect("start");
+    assert!(c.wait().await.expect("wait").success());
+    c.delete().await.expect("delete");
 }
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {
