@@ -40,6 +40,11 @@ fn build_init(out_dir: &Path) -> PathBuf {
     for dir in ["runtime-init", "protocol"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
+    // The workspace manifest holds corral-init's profile (opt-level).
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("Cargo.toml").display()
+    );
     println!(
         "cargo:rerun-if-changed={}",
         workspace.join("Cargo.lock").display()

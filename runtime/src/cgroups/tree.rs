@@ -323,13 +323,19 @@ pub(crate) async fn remove(paths: &CgroupPaths) -> Result<()> {
     // list (every directory: someone may have moved a process in one
     // hierarchy only), thaw and kill only when one is busy. An empty
     // container's delete skips the freezer write and the `cgroup.procs`
-    // read.
-    match rmdir_all(paths) {
-        Err(Error::Sys { source, .. }) if source.raw_os_error() == Some(libc::EBUSY) => {
-            kill_each(paths, &paths.dirs).await?;
-            rmdir_all(paths)
+    // read. Up to three kill passes: a process forked after a pass listed
+    // the directories survives it.
+    let mut passes = 0;
+    loop {
+        match rmdir_all(paths) {
+            Err(Error::Sys { source, .. })
+                if source.raw_os_error() == Some(libc::EBUSY) && passes < 3 =>
+            {
+                passes += 1;
+                kill_each(paths, &paths.dirs).await?;
+            }
+            other => return other,
         }
-        other => other,
     }
 }
 
