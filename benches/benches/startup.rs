@@ -138,15 +138,15 @@ fn startup(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
-/// Rounds of one start each, the library, `corral run` and the peers in
-/// turn, each timed on its own; prints every runtime's median and its
-/// ratio to crun's. Criterion runs one bench after another, so the first
-/// (the library) meets the kernel's clean-up of whatever ran before
-/// (cgroup release, namespace teardown: a library median of 2.8 ms right
-/// after the `phases` bench, 2.1 ms after 90 s idle), and its estimates
-/// are means over samples, which a few slow starts pull up. Taken in
-/// turn, every runtime meets the same state; `STARTUP_ROUNDS` rounds
-/// (default 200).
+/// Rounds of one start each of the library, `corral run` and the peers,
+/// each timed on its own; prints every runtime's median and its ratio to
+/// crun's. Criterion runs one bench after another, so the first (the
+/// library) meets the kernel's clean-up of whatever ran before (cgroup
+/// release, namespace teardown: a library median of 2.8 ms right after
+/// the `phases` bench, 2.1 ms after 90 s idle), and its estimates are
+/// means over samples, which a few slow starts pull up. Here the order
+/// rotates every round, so each runtime follows each other one equally
+/// often. `STARTUP_ROUNDS` rounds (default 200; 0 skips the pass).
 fn alternating(
     tokio: &tokio::runtime::Runtime,
     rt: &corral::Runtime,
@@ -155,41 +155,52 @@ fn alternating(
     roots: &Path,
     bundle: &Path,
 ) {
-    let rounds: usize = std::env::var("STARTUP_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let rounds: usize = match std::env::var("STARTUP_ROUNDS") {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("STARTUP_ROUNDS={v:?} is not a number of rounds")),
+        Err(_) => 200,
+    };
+    if rounds == 0 {
+        return;
+    }
     let peers: Vec<(&str, std::path::PathBuf)> = ["crun", "runc"]
         .into_iter()
         .filter_map(|peer| which(peer).ok().map(|path| (peer, path)))
         .collect();
-    let mut times: Vec<(&str, Vec<Duration>)> =
-        vec![("corral-lib", Vec::new()), ("corral-run", Vec::new())];
-    times.extend(peers.iter().map(|(peer, _)| (*peer, Vec::new())));
-    for _ in 0..rounds {
-        let t = std::time::Instant::now();
-        tokio.block_on(one_container(rt, spec));
-        times[0].1.push(t.elapsed());
-        let t = std::time::Instant::now();
-        run_cli(cli, &roots.join("corral"), bundle, "alt-cli");
-        times[1].1.push(t.elapsed());
-        for (i, (peer, path)) in peers.iter().enumerate() {
+    let mut names = vec!["corral-lib", "corral-run"];
+    names.extend(peers.iter().map(|(peer, _)| *peer));
+    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); names.len()];
+    for round in 0..rounds {
+        for k in 0..names.len() {
+            let which = (round + k) % names.len();
             let t = std::time::Instant::now();
-            run_cli(path, &roots.join(peer), bundle, peer);
-            times[2 + i].1.push(t.elapsed());
+            match which {
+                0 => tokio.block_on(one_container(rt, spec)),
+                1 => run_cli(cli, &roots.join("corral"), bundle, "alt-cli"),
+                _ => {
+                    let (peer, path) = &peers[which - 2];
+                    run_cli(path, &roots.join(peer), bundle, peer);
+                }
+            }
+            times[which].push(t.elapsed());
         }
     }
-    let median = |v: &mut Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
-    let medians: Vec<(&str, Duration)> = times
+    let medians: Vec<Duration> = times
         .iter_mut()
-        .map(|(name, v)| (*name, median(v)))
+        .map(|v| {
+            v.sort();
+            let n = v.len();
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2
+            }
+        })
         .collect();
-    let crun = medians.iter().find(|(n, _)| *n == "crun").map(|(_, d)| *d);
+    let crun = names.iter().position(|n| *n == "crun").map(|i| medians[i]);
     println!("startup, alternating: median of {rounds} rounds, one start of each per round");
-    for (name, d) in &medians {
+    for (name, d) in names.iter().zip(&medians) {
         let ratio = crun.map_or(String::new(), |c| {
             format!("  {:.2}x crun", d.as_secs_f64() / c.as_secs_f64())
         });
