@@ -1,5 +1,6 @@
 """Times `<runtime> run` of one bundle for several runtimes: start-up
-latency (runtimes alternate round by round, so drift hits all alike) and
+latency (runtimes alternate round by round, in a rotating order, so drift
+hits all alike) and
 throughput at concurrency 32. Processes are started with posix_spawn, which
 adds the same small cost to every runtime. Prints medians and ratios
 against crun. Called by peers.sh, which prepares the bundle."""
@@ -55,8 +56,12 @@ names = list(runtimes)
 for name in names:  # warm caches
     run_once(name)
 samples = {name: [] for name in names}
-for _ in range(rounds):
-    for name in names:
+for r in range(rounds):
+    # The order rotates, so each runtime follows each other one equally
+    # often: one that always came right after another would meet that
+    # one's kernel clean-up every time.
+    for k in range(len(names)):
+        name = names[(r + k) % len(names)]
         samples[name].append(run_once(name))
 med = {name: statistics.median(s) / 1e6 for name, s in samples.items()}
 base = med.get("crun")
