@@ -205,9 +205,7 @@ impl Container {
             // The init exits after its report: release it, and its mount
             // namespace, before `poststop` (which may free the rootfs).
             let _ = self.process().wait().await;
-            let _ = self.release_process();
-            let teardown = self.process().mount_ns_teardown();
-            let ((), _) = tokio::join!(teardown, self.remove_cgroup());
+            let _ = self.release_and_remove_cgroup().await;
             let _ = self.remove_state();
             self.run_poststop().await;
         }
@@ -324,15 +322,7 @@ impl Container {
         {
             return Err(self.state_error("delete"));
         }
-        self.release_process()?;
-        // The namespace's teardown (a grace period, mostly waiting) and
-        // the cgroup's removal side by side.
-        let teardown = self.process().mount_ns_teardown();
-        let ((), removed) = tokio::join!(teardown, self.remove_cgroup());
-        removed?;
-        self.remove_state()?;
-        self.run_poststop().await;
-        Ok(())
+        self.remove_exited().await
     }
 
     /// Kills the process if it still runs, reaps it, then deletes.
@@ -342,15 +332,7 @@ impl Container {
             .wait()
             .await
             .map_err(|e| Error::sys("waitid on pidfd", e))?;
-        self.release_process()?;
-        // The namespace's teardown (a grace period, mostly waiting) and
-        // the cgroup's removal side by side.
-        let teardown = self.process().mount_ns_teardown();
-        let ((), removed) = tokio::join!(teardown, self.remove_cgroup());
-        removed?;
-        self.remove_state()?;
-        self.run_poststop().await;
-        Ok(())
+        self.remove_exited().await
     }
 
     /// Lets the process outlive this handle (the command line's `create`):
@@ -416,12 +398,26 @@ impl Container {
         Ok(crate::cgroups::tree::pids(self.cgroup_or_err()?))
     }
 
-    /// Releases the exited process's zombie (its reap is deferred, see
-    /// `crate::pidfd`), which starts its mount namespace's teardown.
-    fn release_process(&self) -> Result<()> {
-        self.process()
+    /// What `delete` removes once the process has exited (see
+    /// [`Container::release_and_remove_cgroup`]), then the state dir, then
+    /// `poststop`.
+    async fn remove_exited(&mut self) -> Result<()> {
+        self.release_and_remove_cgroup().await?;
+        self.remove_state()?;
+        self.run_poststop().await;
+        Ok(())
+    }
+
+    /// Releases the exited process's zombie (the reap is deferred, see
+    /// `crate::pidfd`), then awaits its mount namespace's teardown (a grace
+    /// period, mostly waiting) and the cgroup's removal side by side.
+    async fn release_and_remove_cgroup(&mut self) -> Result<()> {
+        let teardown = self
+            .process()
             .release()
-            .map_err(|e| Error::sys("waitid on pidfd", e))
+            .map_err(|e| Error::sys("waitid on pidfd", e))?;
+        let ((), removed) = tokio::join!(teardown, self.remove_cgroup());
+        removed
     }
 
     fn remove_state(&mut self) -> Result<()> {

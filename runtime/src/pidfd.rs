@@ -16,29 +16,36 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use rustix::process::{Pid, WaitId, WaitIdOptions};
 use tokio::io::unix::AsyncFd;
 
 use crate::ExitStatus;
+use crate::mount_ns_hold::{Hold, Teardown};
 
 /// A child process of this runtime, by pidfd.
 #[derive(Debug)]
 pub(crate) struct PidFd {
     fd: AsyncFd<OwnedFd>,
     pid: Pid,
-    status: Mutex<Option<ExitStatus>>,
     /// Whether an exit seen is left a zombie until [`PidFd::release`].
     defer_reap: bool,
-    /// Whether the zombie was released (set under the status lock).
-    reaped: AtomicBool,
-    /// The process's mount namespace, held until the exit is reaped
+    state: Mutex<State>,
+}
+
+/// What is known of the process, under one lock.
+#[derive(Debug, Default)]
+struct State {
+    /// The exit status, once seen.
+    status: Option<ExitStatus>,
+    /// The zombie was released.
+    reaped: bool,
+    /// The process's mount namespace, held until the reap
     /// (`crate::mount_ns_hold`).
-    mount_ns: Mutex<Option<crate::mount_ns_hold::Hold>>,
-    /// Its teardown once released at the reap.
-    teardown: Mutex<crate::mount_ns_hold::Teardown>,
+    mount_ns: Option<Hold>,
+    /// Its teardown, started at the reap.
+    teardown: Teardown,
 }
 
 impl PidFd {
@@ -58,20 +65,14 @@ impl PidFd {
         Ok(PidFd {
             fd: crate::sys::register(fd, tokio::io::Interest::READABLE)?,
             pid,
-            status: Mutex::new(None),
             defer_reap,
-            reaped: AtomicBool::new(false),
-            mount_ns: Mutex::new(None),
-            teardown: Mutex::new(None),
+            state: Mutex::new(State::default()),
         })
     }
 
     /// Keeps `hold` until the process is reaped through this handle.
-    pub fn hold_mount_ns(&self, hold: crate::mount_ns_hold::Hold) {
-        *self
-            .mount_ns
-            .lock()
-            .expect("no panics while holding the mount namespace lock") = Some(hold);
+    pub fn hold_mount_ns(&self, hold: Hold) {
+        self.state().mount_ns = Some(hold);
     }
 
     /// The pidfd.
@@ -87,8 +88,8 @@ impl PidFd {
     /// The exit status if the process has exited, reaping it unless the
     /// reap is deferred ([`PidFd::new_reaped_late`]).
     pub fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
-        let mut status = self.status_lock();
-        if let Some(s) = *status {
+        let mut state = self.state();
+        if let Some(s) = state.status {
             return Ok(Some(s));
         }
         let mut options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
@@ -104,49 +105,41 @@ impl PidFd {
             (None, Some(signal)) => ExitStatus::from_signal(signal, raw.dumped()),
             (None, None) => return Ok(None),
         };
-        *status = Some(s);
+        state.status = Some(s);
         if !self.defer_reap {
-            self.reaped_under(&status);
+            state.reaped();
         }
-        drop(status);
         Ok(Some(s))
     }
 
-    /// Releases the zombie of an exited process whose reap was deferred,
-    /// and starts the teardown of its held mount namespace, if any:
-    /// [`PidFd::mount_ns_teardown`] then awaits it. Nothing to do before
-    /// the exit was seen or once released.
-    pub fn release(&self) -> io::Result<()> {
-        let status = self.status_lock();
-        if status.is_none() || self.reaped.load(Ordering::Acquire) {
-            return Ok(());
+    /// Releases the zombie of an exited process whose reap was deferred
+    /// (nothing to do before the exit was seen or once released), and
+    /// returns a future that ends when the mount namespace held for it, if
+    /// any, is torn down. The future borrows nothing, so it can run beside
+    /// other work on the handle.
+    pub fn release(
+        &self,
+    ) -> io::Result<impl std::future::Future<Output = ()> + Send + 'static + use<>> {
+        let mut state = self.state();
+        if state.status.is_some() && !state.reaped {
+            // The zombie is there (its exit was seen): this does not block.
+            let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+            rustix::process::waitid(WaitId::PidFd(self.fd.get_ref().as_fd()), options)?;
+            state.reaped();
         }
-        // The zombie is there (its exit was seen): this does not block.
-        let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
-        rustix::process::waitid(WaitId::PidFd(self.fd.get_ref().as_fd()), options)?;
-        self.reaped_under(&status);
-        Ok(())
+        let teardown = state.teardown.take();
+        Ok(async move {
+            if let Some(task) = teardown {
+                // A close cannot fail; a panicked task has nothing to report.
+                let _ = task.await;
+            }
+        })
     }
 
-    /// Marks the process reaped and starts its namespace's teardown, off
-    /// this task; under the status lock (`_status`), so that whoever sees
-    /// it reaped also finds the teardown to await.
-    fn reaped_under(&self, _status: &std::sync::MutexGuard<'_, Option<ExitStatus>>) {
-        self.reaped.store(true, Ordering::Release);
-        let hold = self
-            .mount_ns
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
             .lock()
-            .expect("no panics while holding the mount namespace lock")
-            .take();
-        if let Some(hold) = hold {
-            *self.teardown_slot() = hold.release();
-        }
-    }
-
-    fn status_lock(&self) -> std::sync::MutexGuard<'_, Option<ExitStatus>> {
-        self.status
-            .lock()
-            .expect("no panics while holding the status lock")
+            .expect("no panics while holding a pidfd's state lock")
     }
 
     /// Waits for exit: readiness of the pidfd, then `waitid`.
@@ -166,25 +159,6 @@ impl PidFd {
         }
     }
 
-    /// A future that ends when the mount namespace held for this process,
-    /// if any, is torn down. Take it after [`PidFd::release`]; it borrows
-    /// nothing, so it can run beside other work on the handle.
-    pub fn mount_ns_teardown(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let teardown = self.teardown_slot().take();
-        async move {
-            if let Some(task) = teardown {
-                // A close cannot fail; a panicked task has nothing to report.
-                let _ = task.await;
-            }
-        }
-    }
-
-    fn teardown_slot(&self) -> std::sync::MutexGuard<'_, crate::mount_ns_hold::Teardown> {
-        self.teardown
-            .lock()
-            .expect("no panics while holding the teardown lock")
-    }
-
     /// Sends `signal` through the pidfd. Fails with `ESRCH` once the
     /// process has exited, even if its pid was reused.
     pub fn signal(&self, signal: i32) -> io::Result<()> {
@@ -196,23 +170,33 @@ impl PidFd {
 
     /// Whether the process's exit was seen through this handle.
     pub fn exited(&self) -> bool {
-        self.status_lock().is_some()
+        self.state().status.is_some()
     }
 
     /// `SIGKILL` then a blocking reap, for paths with no reactor (drop
     /// outside a runtime). The wait is short: a killed process exits at once.
     pub fn kill_and_reap_blocking(&self) {
         let _ = self.signal(libc::SIGKILL);
-        let status = self.status_lock();
-        if self.reaped.load(Ordering::Acquire) {
-            return;
+        let mut state = self.state();
+        if !state.reaped {
+            let _ = rustix::process::waitid(
+                WaitId::PidFd(self.fd.get_ref().as_fd()),
+                WaitIdOptions::EXITED,
+            );
+            state.reaped();
         }
-        let _ = rustix::process::waitid(
-            WaitId::PidFd(self.fd.get_ref().as_fd()),
-            WaitIdOptions::EXITED,
-        );
-        self.reaped.store(true, Ordering::Release);
-        drop(status);
+    }
+}
+
+impl State {
+    /// Marks the process reaped and starts its namespace's teardown, off
+    /// the caller's task; under the lock, so that whoever sees it reaped
+    /// also finds the teardown to await.
+    fn reaped(&mut self) {
+        self.reaped = true;
+        if let Some(hold) = self.mount_ns.take() {
+            self.teardown = hold.release();
+        }
     }
 }
 
