@@ -4,7 +4,9 @@
 //! they get no dependencies and none of the workspace lints. Static glibc
 //! (`+crt-static`) lets them run in a rootfs that has no libc at all. A
 //! `#![no_std]` source (`true`, `stamp-exit`) links neither std nor libc
-//! and brings its own entry point.
+//! and brings its own entry point. Subdirectories of `bins/` hold modules
+//! that binaries include with `#[path]` (`shared/raw.rs`: raw system
+//! calls); they are not binaries themselves.
 //!
 //! Also writes, for `src/lib.rs`:
 //! - `$OUT_DIR/bin_names.rs` and `$OUT_DIR/bin_paths.rs`: parallel array

@@ -59,6 +59,8 @@ use std::io::{self, IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
+#[path = "shared/raw.rs"]
+mod raw;
 #[path = "probe/sys.rs"]
 mod sys;
 

@@ -11,22 +11,8 @@
 #![no_std]
 #![no_main]
 
-#[cfg(target_arch = "x86_64")]
-mod nr {
-    pub const WRITE: usize = 1;
-    pub const CLOCK_GETTIME: usize = 228;
-    pub const EXIT_GROUP: usize = 231;
-}
-
-#[cfg(target_arch = "aarch64")]
-mod nr {
-    pub const WRITE: usize = 64;
-    pub const CLOCK_GETTIME: usize = 113;
-    pub const EXIT_GROUP: usize = 94;
-}
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-compile_error!("bins/stamp-exit.rs has an entry point for x86_64 and aarch64 only");
+#[path = "shared/raw.rs"]
+mod raw;
 
 // The entry point calls `stamp` with the stack as the kernel left it:
 // 16-byte aligned before the call, as the C ABI wants.
@@ -36,46 +22,14 @@ core::arch::global_asm!(".globl _start", "_start:", "xor ebp, ebp", "call {}", s
 #[cfg(target_arch = "aarch64")]
 core::arch::global_asm!(".globl _start", "_start:", "mov x29, #0", "bl {}", sym stamp);
 
-/// A system call with three arguments; returns the kernel's raw result.
-///
-/// # Safety
-///
-/// The arguments must be valid for system call `nr`.
-unsafe fn syscall3(nr: usize, a: usize, b: usize, c: usize) -> isize {
-    let ret: isize;
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: the caller vouches for the arguments; `syscall` clobbers rcx
-    // and r11, declared here.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a, in("rsi") b, in("rdx") c,
-            lateout("rcx") _, lateout("r11") _,
-            options(nostack),
-        );
-    }
-    #[cfg(target_arch = "aarch64")]
-    // SAFETY: the caller vouches for the arguments; `svc #0` clobbers only
-    // x0, the result.
-    unsafe {
-        core::arch::asm!(
-            "svc #0",
-            in("x8") nr,
-            inlateout("x0") a as isize => ret,
-            in("x1") b, in("x2") c,
-            options(nostack),
-        );
-    }
-    ret
-}
-
 extern "C" fn stamp() -> ! {
     const CLOCK_MONOTONIC: usize = 1;
     let mut ts = [0i64; 2];
     // SAFETY: clock_gettime(2) writes one `struct timespec` (two i64 on
     // both architectures) at the pointer, which points at `ts`.
-    let ret = unsafe { syscall3(nr::CLOCK_GETTIME, CLOCK_MONOTONIC, ts.as_mut_ptr() as usize, 0) };
+    let ret = unsafe {
+        raw::syscall3_raw(raw::CLOCK_GETTIME, CLOCK_MONOTONIC, ts.as_mut_ptr() as usize, 0)
+    };
     let mut status = 0;
     if ret == 0 {
         let ns = (ts[0] as u64).wrapping_mul(1_000_000_000).wrapping_add(ts[1] as u64);
@@ -84,7 +38,8 @@ extern "C" fn stamp() -> ! {
         let len = buf.len() - start;
         // SAFETY: write(2) reads `len` initialised bytes of `buf` from
         // `start`, its last `len` bytes.
-        let wrote = unsafe { syscall3(nr::WRITE, 1, buf.as_ptr() as usize + start, len) };
+        let wrote =
+            unsafe { raw::syscall3_raw(raw::WRITE, 1, buf.as_ptr() as usize + start, len) };
         if wrote != len as isize {
             status = 1;
         }
@@ -92,7 +47,7 @@ extern "C" fn stamp() -> ! {
         status = 1;
     }
     // SAFETY: exit_group(2) takes a status and does not return.
-    unsafe { syscall3(nr::EXIT_GROUP, status, 0, 0) };
+    unsafe { raw::syscall3_raw(raw::EXIT_GROUP, status, 0, 0) };
     loop {}
 }
 
