@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use corral::oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceType as Ns};
-use corral_benches::{minimal_spec, next_id, require_root};
+use corral_benches::{minimal_spec, require_root, run_to_end};
 use criterion::{BenchmarkId, Criterion};
 
 fn spec(namespaces: &[Ns]) -> corral::Spec {
@@ -58,15 +58,8 @@ fn namespaces(c: &mut Criterion) {
     for (name, set) in sets {
         let spec = spec(&set);
         group.bench_function(BenchmarkId::new("create-start-wait", name), |b| {
-            b.to_async(&tokio).iter(|| async {
-                let mut c = rt
-                    .create(next_id("ns"), spec.clone())
-                    .await
-                    .expect("create");
-                c.start().await.expect("start");
-                assert!(c.wait().await.expect("wait").success());
-                c.delete().await.expect("delete");
-            })
+            b.to_async(&tokio)
+                .iter(|| run_to_end(&rt, spec.clone(), "ns"))
         });
     }
     group.finish();

@@ -8,21 +8,10 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use corral_benches::{make_bundle, reexec_in_private_mounts, require_root};
+use corral_benches::{make_bundle, next_id, reexec_in_private_mounts, require_root, run_to_end};
 use criterion::{BenchmarkId, Criterion};
-
-static NEXT: AtomicU64 = AtomicU64::new(0);
-
-fn next_id(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// Runs `<runtime> --root <root> run --bundle <bundle> <id>`; panics on failure.
 fn run_cli(runtime: &Path, root: &Path, bundle: &Path, prefix: &str) {
@@ -69,7 +58,8 @@ fn startup(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(8));
     let ns = "pid-mnt-uts-ipc";
     group.bench_function(BenchmarkId::new("corral-lib", ns), |b| {
-        b.to_async(&tokio).iter(|| one_container(&rt, &spec))
+        b.to_async(&tokio)
+            .iter(|| run_to_end(&rt, spec.clone(), "lib"))
     });
     // What a test farm sees: the create happened ahead of time, in the
     // pool's refill task (which competes for the same two cores).
@@ -176,7 +166,7 @@ fn alternating(
             let which = (round + k) % names.len();
             let t = std::time::Instant::now();
             match which {
-                0 => tokio.block_on(one_container(rt, spec)),
+                0 => tokio.block_on(run_to_end(rt, spec.clone(), "lib")),
                 1 => run_cli(cli, &roots.join("corral"), bundle, "alt-cli"),
                 _ => {
                     let (peer, path) = &peers[which - 2];
@@ -206,17 +196,6 @@ fn alternating(
         });
         println!("  {name:12} {:8.3} ms{ratio}", d.as_secs_f64() * 1000.0);
     }
-}
-
-/// Create, start, wait for and delete one container of `spec`.
-async fn one_container(rt: &corral::Runtime, spec: &corral::Spec) {
-    let mut c = rt
-        .create(next_id("lib"), spec.clone())
-        .await
-        .expect("create");
-    c.start().await.expect("start");
-    assert!(c.wait().await.expect("wait").success());
-    c.delete().await.expect("delete");
 }
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corral_benches::{minimal_spec, next_id, require_root};
+use corral_benches::{minimal_spec, require_root, run_to_end};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use tokio::sync::Semaphore;
 
@@ -21,10 +21,7 @@ async fn batch(rt: &corral::Runtime, spec: &corral::Spec, concurrency: usize) ->
             let (rt, spec, gate) = (rt.clone(), spec.clone(), gate.clone());
             tokio::spawn(async move {
                 let _permit = gate.acquire().await.expect("gate open");
-                let mut c = rt.create(next_id("tp"), spec).await.expect("create");
-                c.start().await.expect("start");
-                assert!(c.wait().await.expect("wait").success());
-                c.delete().await.expect("delete");
+                run_to_end(&rt, spec, "tp").await;
             })
         })
         .collect();

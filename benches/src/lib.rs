@@ -76,6 +76,16 @@ pub fn next_id(prefix: &str) -> String {
     )
 }
 
+/// Creates, starts, waits for (asserting a 0 exit) and deletes one
+/// container of `spec`, named `<prefix>-...`: what the start-up and
+/// throughput benches time.
+pub async fn run_to_end(rt: &corral::Runtime, spec: corral::Spec, prefix: &str) {
+    let mut c = rt.create(next_id(prefix), spec).await.expect("create");
+    c.start().await.expect("start");
+    assert!(c.wait().await.expect("wait").success());
+    c.delete().await.expect("delete");
+}
+
 /// The test rootfs the library benches run, made afresh by each bench
 /// process (`$TMPDIR/corral-bench-rootfs-<uid>`, replaced at the next
 /// run). Not the tests' shared rootfs: on this project's VMs a rootfs
