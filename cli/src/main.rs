@@ -9,6 +9,7 @@ mod exec;
 mod features;
 mod lifecycle;
 mod query;
+mod quick_args;
 mod report;
 mod signal;
 mod spec;
@@ -172,7 +173,12 @@ enum Command {
 }
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = match quick_args::parse(&args) {
+        Some(cli) => Ok(cli),
+        None => Cli::try_parse_from(&args),
+    };
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             // runc (urfave/cli) exits 1 on a usage error; help and
