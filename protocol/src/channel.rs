@@ -12,8 +12,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use crate::error::{Error, Result};
 use crate::frame::{FdCount, Kind, Message, recv, send};
 use crate::messages::{
-    ExecPid, ExecSpec, InitError, InitSpec, LogRecord, MountFd, ProcessOverride, SpawnRequest,
-    StartVia, ToInit, ToParent,
+    ExecPid, ExecSpec, InitError, InitSpec, JoinCgroup, LogRecord, MountFd, ProcessOverride,
+    SpawnRequest, StartVia, ToInit, ToParent,
 };
 
 /// The first message an init receives: what it is there to do.
@@ -28,6 +28,9 @@ pub enum Request {
     /// Resident mode: clone a container's init, with the request's fds in
     /// order (see [`SpawnRequest`]).
     Spawn(SpawnRequest, Vec<OwnedFd>),
+    /// Sync 0b: join the container's cgroup through these v1 `tasks`
+    /// files (see [`ToInit::JoinCgroup`]); the spec comes next.
+    JoinCgroup(JoinCgroup, Vec<OwnedFd>),
 }
 
 /// The init's end of the init socket. Blocking.
@@ -99,6 +102,7 @@ impl InitChannel {
                 }
                 Ok(Request::Spawn(req, fds))
             }
+            ToInit::JoinCgroup(join) => Ok(Request::JoinCgroup(join, fds)),
             other @ (ToInit::Start
             | ToInit::StartWith(_)
             | ToInit::HooksDone
@@ -241,6 +245,21 @@ impl ParentEnd {
     /// the request's fds in order (see [`SpawnRequest`]).
     pub fn send_spawn(&self, req: &SpawnRequest, fds: &[BorrowedFd<'_>]) -> Result<()> {
         send(self.as_fd(), &ToInit::Spawn(*req), fds)
+    }
+
+    /// Sync 0b: the container's cgroup, for an init cloned before it was
+    /// made: v1 `tasks` files to write `0` to (none when no cgroup could
+    /// be made), and whether to unshare the cgroup namespace after.
+    pub fn send_join_cgroup(
+        &self,
+        tasks: &[BorrowedFd<'_>],
+        unshare_namespace: bool,
+    ) -> Result<()> {
+        send(
+            self.as_fd(),
+            &ToInit::JoinCgroup(JoinCgroup { unshare_namespace }),
+            tasks,
+        )
     }
 
     /// Sends the detached mount for op `mount` of the spec's mounts.

@@ -54,6 +54,8 @@ pub enum Kind {
     MountFd = 6,
     /// [`ToInit::Spawn`].
     Spawn = 7,
+    /// [`ToInit::JoinCgroup`].
+    JoinCgroup = 8,
     /// [`ToParent::Ready`].
     Ready = 16,
     /// [`ToParent::Error`].
@@ -83,6 +85,7 @@ impl Kind {
             5 => Kind::HooksDone,
             6 => Kind::MountFd,
             7 => Kind::Spawn,
+            8 => Kind::JoinCgroup,
             16 => Kind::Ready,
             17 => Kind::Error,
             18 => Kind::Log,
@@ -100,6 +103,7 @@ impl Kind {
         match self {
             Kind::Spec => FdCount::ZeroOrOne,
             Kind::Spawn => FdCount::OneOrMore,
+            Kind::JoinCgroup => FdCount::ZeroOrMore,
             Kind::Console | Kind::Exec | Kind::ExecPid | Kind::MountFd | Kind::SeccompListener => {
                 FdCount::One
             }
@@ -129,6 +133,7 @@ impl Kind {
             Kind::HooksDone => "hooks_done",
             Kind::MountFd => "mount_fd",
             Kind::Spawn => "spawn",
+            Kind::JoinCgroup => "join_cgroup",
             Kind::RunHooks => "run_hooks",
             Kind::SeccompListener => "seccomp_listener",
             Kind::RootfsReady => "rootfs_ready",
@@ -153,6 +158,8 @@ pub enum FdCount {
     ZeroOrOne,
     /// At least one, at most [`MAX_FDS`].
     OneOrMore,
+    /// Any number up to [`MAX_FDS`].
+    ZeroOrMore,
 }
 
 impl FdCount {
@@ -163,6 +170,7 @@ impl FdCount {
             FdCount::One => n == 1,
             FdCount::ZeroOrOne => n <= 1,
             FdCount::OneOrMore => (1..=MAX_FDS).contains(&n),
+            FdCount::ZeroOrMore => n <= MAX_FDS,
         }
     }
 }
@@ -174,6 +182,7 @@ impl std::fmt::Display for FdCount {
             FdCount::One => "exactly 1",
             FdCount::ZeroOrOne => "0 or 1",
             FdCount::OneOrMore => "1 or more",
+            FdCount::ZeroOrMore => "0 or more",
         })
     }
 }
@@ -207,6 +216,7 @@ impl Message for ToInit {
             ToInit::HooksDone => Kind::HooksDone,
             ToInit::MountFd(_) => Kind::MountFd,
             ToInit::Spawn(_) => Kind::Spawn,
+            ToInit::JoinCgroup(_) => Kind::JoinCgroup,
         }
     }
 
@@ -220,6 +230,7 @@ impl Message for ToInit {
                 | Kind::HooksDone
                 | Kind::MountFd
                 | Kind::Spawn
+                | Kind::JoinCgroup
         )
     }
 
@@ -231,6 +242,7 @@ impl Message for ToInit {
             ToInit::Exec(spec) => encode_json(Kind::Exec, &**spec, out),
             ToInit::MountFd(fd) => encode_json(Kind::MountFd, fd, out),
             ToInit::Spawn(req) => encode_json(Kind::Spawn, req, out),
+            ToInit::JoinCgroup(join) => encode_json(Kind::JoinCgroup, join, out),
         }
     }
 
@@ -243,6 +255,7 @@ impl Message for ToInit {
             Kind::HooksDone => decode_empty(kind, body).map(|()| ToInit::HooksDone),
             Kind::MountFd => Ok(ToInit::MountFd(decode_json(kind, body)?)),
             Kind::Spawn => Ok(ToInit::Spawn(decode_json(kind, body)?)),
+            Kind::JoinCgroup => Ok(ToInit::JoinCgroup(decode_json(kind, body)?)),
             other => Err(Error::UnknownKind { kind: other as u8 }),
         }
     }

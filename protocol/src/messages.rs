@@ -452,6 +452,8 @@ pub enum Step {
     MemoryPolicy,
     /// `sched_setaffinity(2)` for `process.execCPUAffinity.final`.
     CpuAffinity,
+    /// Joining the container's cgroup (sync 0b, `join_cgroup`).
+    Cgroup,
     /// A step this build does not know (sent by a newer init).
     #[serde(other)]
     Unknown,
@@ -492,6 +494,7 @@ impl Step {
             Step::Scheduler => "scheduler",
             Step::MemoryPolicy => "memory_policy",
             Step::CpuAffinity => "cpu_affinity",
+            Step::Cgroup => "cgroup",
             Step::Unknown => "unknown",
         }
     }
@@ -623,6 +626,21 @@ pub enum ToInit {
     /// its fds). Answered with `ExecPid` and the new process's pidfd, or
     /// an `Error`.
     Spawn(SpawnRequest),
+    /// Sync 0b, before `Spec`: join the container's cgroup, made while
+    /// this init started. Its fds (up to [`MAX_FDS`](crate::MAX_FDS), or
+    /// none when no cgroup could be made) are v1 `tasks` files, open for
+    /// writing: the init writes `0` to each, then unshares its cgroup
+    /// namespace if asked. Sent at most once, and only to an init cloned
+    /// outside its cgroup.
+    JoinCgroup(JoinCgroup),
+}
+
+/// The body of `join_cgroup`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinCgroup {
+    /// `unshare(CLONE_NEWCGROUP)` once placed, so that the namespace's
+    /// root is the container's cgroup.
+    pub unshare_namespace: bool,
 }
 
 /// The body of `spawn`: how the resident init clones a container's init.

@@ -282,3 +282,61 @@ fn mount_fds_arrive_in_order_and_a_wrong_index_is_unexpected() {
     // The refused frame's fd was closed with it.
     assert!(write_closed(&read_end));
 }
+
+#[test]
+fn join_cgroup_carries_its_tasks_files_before_the_spec() {
+    let (parent, init) = ends();
+    let (read_a, write_a) = pipe();
+    let (read_b, write_b) = pipe();
+    parent
+        .send_join_cgroup(&[write_a.as_fd(), write_b.as_fd()], true)
+        .unwrap();
+    parent.send_spec(&InitSpec::default(), None).unwrap();
+    drop((write_a, write_b));
+    let Request::JoinCgroup(join, tasks) = init.recv_request().unwrap() else {
+        panic!("join_cgroup should come first");
+    };
+    assert!(join.unshare_namespace);
+    assert_eq!(tasks.len(), 2);
+    // In order, close-on-exec, and the very files sent.
+    for (fd, read_end) in tasks.iter().zip([&read_a, &read_b]) {
+        assert!(
+            rustix::io::fcntl_getfd(fd)
+                .unwrap()
+                .contains(FdFlags::CLOEXEC)
+        );
+        assert_eq!(rustix::io::write(fd, b"0").unwrap(), 1);
+        let mut byte = [0u8; 1];
+        assert_eq!(rustix::io::read(read_end, &mut byte).unwrap(), 1);
+        assert_eq!(&byte, b"0");
+    }
+    drop(tasks);
+    assert!(write_closed(&read_a) && write_closed(&read_b));
+    assert!(matches!(init.recv_request().unwrap(), Request::Create(..)));
+}
+
+#[test]
+fn join_cgroup_without_files_still_asks_for_the_namespace() {
+    let (parent, init) = ends();
+    parent.send_join_cgroup(&[], false).unwrap();
+    let Request::JoinCgroup(join, tasks) = init.recv_request().unwrap() else {
+        panic!("join_cgroup expected");
+    };
+    assert!(!join.unshare_namespace && tasks.is_empty());
+}
+
+#[test]
+fn join_cgroup_where_the_spec_is_awaited_is_unexpected() {
+    let (parent, init) = ends();
+    parent.send_join_cgroup(&[], false).unwrap();
+    let err = init.recv_spec().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unexpected {
+                kind: Kind::JoinCgroup
+            }
+        ),
+        "{err:?}"
+    );
+}

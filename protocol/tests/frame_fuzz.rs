@@ -61,6 +61,10 @@ fn valid_frames() -> Vec<Vec<u8>> {
         encode_frame(&ToInit::Spec(Box::new(spec))).unwrap(),
         encode_frame(&ToInit::Start).unwrap(),
         encode_frame(&ToInit::StartWith(Box::default())).unwrap(),
+        encode_frame(&ToInit::JoinCgroup(JoinCgroup {
+            unshare_namespace: true,
+        }))
+        .unwrap(),
         encode_frame(&ToParent::Ready).unwrap(),
         encode_frame(&ToParent::Error(error)).unwrap(),
         encode_frame(&ToParent::Log(log)).unwrap(),

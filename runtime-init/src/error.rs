@@ -210,6 +210,12 @@ pub enum Error {
         #[source]
         errno: Errno,
     },
+    #[error("{op}")]
+    Cgroup {
+        op: &'static str,
+        #[source]
+        errno: Errno,
+    },
     #[error("sched_setaffinity {cpus}")]
     CpuAffinity {
         cpus: String,
@@ -282,6 +288,7 @@ impl Error {
             Error::Scheduler { .. } => Step::Scheduler,
             Error::MemoryPolicy { .. } => Step::MemoryPolicy,
             Error::CpuAffinity { .. } => Step::CpuAffinity,
+            Error::Cgroup { .. } => Step::Cgroup,
         }
     }
 
@@ -326,7 +333,8 @@ impl Error {
             | Error::IoPriority { errno, .. }
             | Error::Scheduler { errno, .. }
             | Error::MemoryPolicy { errno, .. }
-            | Error::CpuAffinity { errno, .. } => *errno,
+            | Error::CpuAffinity { errno, .. }
+            | Error::Cgroup { errno, .. } => *errno,
         };
         Some(errno.raw_os_error())
     }

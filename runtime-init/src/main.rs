@@ -16,6 +16,7 @@
 #![cfg_attr(not(test), no_main)]
 
 mod capabilities;
+mod cgroup_join;
 mod channel;
 mod close_fds;
 mod console;
@@ -83,25 +84,38 @@ fn start() -> ! {
     channel::fail(channel, error)
 }
 
+/// A message that has no place where it came.
+fn unexpected(kind: corral_protocol::Kind) -> Error {
+    Error::Protocol {
+        op: "receive spec",
+        source: corral_protocol::Error::Unexpected { kind },
+    }
+}
+
 fn run(channel: &InitChannel) -> Result<Infallible> {
     // sync 1: the spec, and the FIFO's O_PATH fd in FIFO mode; or, in exec
     // mode, the exec request (exec sync 1), which goes its own way.
-    let request = channel.recv_request().map_err(|source| Error::Protocol {
-        op: "receive spec",
-        source,
-    })?;
+    let receive = || {
+        channel.recv_request().map_err(|source| Error::Protocol {
+            op: "receive spec",
+            source,
+        })
+    };
+    let mut request = receive()?;
+    if let Request::JoinCgroup(join, tasks) = request {
+        // sync 0b: cloned before its cgroup was made; placed before
+        // anything else, then the spec.
+        cgroup_join::join(&tasks, join.unshare_namespace)?;
+        drop(tasks);
+        request = receive()?;
+    }
     let (spec, fifo) = match request {
         Request::Create(spec, fifo) => (*spec, fifo),
         Request::Exec(spec, target) => return exec_mode::run(channel, &spec, target),
-        // Only a resident init is asked to spawn (see `resident`).
-        Request::Spawn(..) => {
-            return Err(Error::Protocol {
-                op: "receive spec",
-                source: corral_protocol::Error::Unexpected {
-                    kind: corral_protocol::Kind::Spawn,
-                },
-            });
-        }
+        // Only a resident init is asked to spawn (see `resident`), and a
+        // cgroup is joined once, first.
+        Request::Spawn(..) => return Err(unexpected(corral_protocol::Kind::Spawn)),
+        Request::JoinCgroup(..) => return Err(unexpected(corral_protocol::Kind::JoinCgroup)),
     };
     let process = &spec.process;
     let caps = process.capabilities.as_ref();

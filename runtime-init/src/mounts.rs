@@ -376,7 +376,7 @@ fn run_call(
         }
         MountCall::Propagation { flags } => {
             propagation_flags(*flags)
-                .and_then(|flags| mount_change(&target(), flags))
+                .and_then(|flags| mount_change(target(), flags))
                 .map_err(|e| ("set propagation of", e))?;
         }
         MountCall::SetAttrRecursive { set, clear } => {

@@ -40,6 +40,22 @@ impl InitSocket {
         }
     }
 
+    /// Sync 0b: the v1 cgroup's `tasks` files for an init cloned before
+    /// its cgroup was made (see `ParentEnd::send_join_cgroup`).
+    pub async fn send_join_cgroup(
+        &self,
+        tasks: &[BorrowedFd<'_>],
+        unshare_namespace: bool,
+    ) -> Result<(), Error> {
+        loop {
+            let mut guard = self.fd.writable().await.map_err(io_error)?;
+            match guard.get_inner().send_join_cgroup(tasks, unshare_namespace) {
+                Err(e) if e.is_would_block() => guard.clear_ready(),
+                other => return other,
+            }
+        }
+    }
+
     /// Sync 1a: the detached mount for op `mount` of the spec's mounts.
     pub async fn send_mount_fd(&self, mount: u32, fd: BorrowedFd<'_>) -> Result<(), Error> {
         loop {

@@ -58,34 +58,12 @@ pub(crate) async fn create(
         cgroup: None,
         net: None,
     };
-    if let Some(prepared) = cgroup {
-        match crate::cgroups::make(prepared, runtime.cgroup_spares()) {
-            Ok(paths) => {
-                debug!("cgroup made");
-                guard.cgroup = paths;
-            }
-            Err(e) => {
-                guard.abort().await;
-                return Err(e);
-            }
-        }
-    }
-    if let Some(paths) = &guard.cgroup {
-        plan::bind_container_cgroup(&mut plan.init.mounts, runtime.layout(), paths);
-    }
-    let new_userns = plan.clone_flags & libc::CLONE_NEWUSER as u64 != 0;
-    if !plan.cgroup_v1_mounts.is_empty()
-        && !new_userns
-        && !plan.joins.joined_user
-        && crate::cgroup_tree::supported()
-    {
-        crate::cgroup_tree::collapse(&mut plan);
-    }
     let made = match spawn_and_handshake(
         &runtime,
         &id,
         &spec,
-        &plan,
+        &mut plan,
+        cgroup,
         opts,
         &mut guard,
         hooks.as_deref(),
@@ -292,18 +270,72 @@ impl Made {
     }
 }
 
+/// Makes the container's cgroup into `made` (the guard's, which removes
+/// it on failure) and
+/// finishes the parts of `plan` that name it.
+fn make_cgroup(
+    runtime: &Runtime,
+    plan: &mut plan::Plan,
+    made: &mut Option<CgroupPaths>,
+    prepared: Option<crate::cgroups::Prepared>,
+) -> Result<()> {
+    if let Some(prepared) = prepared {
+        *made = crate::cgroups::make(prepared, runtime.cgroup_spares())?;
+        debug!("cgroup made");
+    }
+    if let Some(paths) = made {
+        plan::bind_container_cgroup(&mut plan.init.mounts, runtime.layout(), paths);
+    }
+    let new_userns = plan.clone_flags & libc::CLONE_NEWUSER as u64 != 0;
+    if !plan.cgroup_v1_mounts.is_empty()
+        && !new_userns
+        && !plan.joins.joined_user
+        && crate::cgroup_tree::supported()
+    {
+        crate::cgroup_tree::collapse(plan);
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn spawn_and_handshake(
     runtime: &Runtime,
     id: &str,
     spec: &Spec,
-    plan: &plan::Plan,
+    plan: &mut plan::Plan,
+    cgroup: Option<crate::cgroups::Prepared>,
     opts: CreateOptions,
     guard: &mut Abort,
     hooks: Option<&HookContext>,
 ) -> Result<Made> {
-    let (init, clone_flags) = (&plan.init, plan.clone_flags);
+    let opened = crate::namespaces::open(&plan.joins)?;
+    // A v1 cgroup for an init that execs corral-init is made while that
+    // init starts (it joins at sync 0b): its mkdirs then overlap the
+    // exec. A v2 one must exist for CLONE_INTO_CGROUP; a resident init
+    // clones without an exec to overlap; a child that joins namespaces or
+    // waits for user namespace maps keeps the placement before exec.
+    let cgroup_later = cgroup.as_ref().is_some_and(|p| p.is_v1())
+        && runtime.resident().is_none()
+        && opened.join().is_empty()
+        && opened.pid().is_none()
+        && plan.id_maps.is_none()
+        && !plan.joins.joined_user
+        && plan.joins.new_time.is_none();
+    let (cgroup_now, cgroup_later) = match cgroup_later {
+        true => (None, cgroup),
+        false => (cgroup, None),
+    };
+    if cgroup_later.is_none() {
+        make_cgroup(runtime, plan, &mut guard.cgroup, cgroup_now)?;
+    }
+    let clone_flags = plan.clone_flags;
+    let newcgroup = libc::CLONE_NEWCGROUP as u64;
+    // A late cgroup's namespace is unshared by the init once it has joined.
+    let clone_now = match cgroup_later {
+        Some(_) => clone_flags & !newcgroup,
+        None => clone_flags,
+    };
     let (id_maps, joins) = (plan.id_maps.as_ref(), &plan.joins);
-    let opened = crate::namespaces::open(joins)?;
     let CreateOptions {
         stdio: [s0, s1, s2],
         detach,
@@ -348,7 +380,7 @@ async fn spawn_and_handshake(
         runtime,
         &prepared,
         child_end.as_fd(),
-        clone_flags,
+        clone_now,
         &ns,
         detach,
         entry.as_ref(),
@@ -375,10 +407,33 @@ async fn spawn_and_handshake(
             process.hold_mount_ns(hold);
         }
     }
+    let socket = InitSocket::new(parent_end).map_err(|e| Error::sys("register init socket", e))?;
+    if let Some(prepared) = cgroup_later {
+        // sync 0b: the cgroup, made while the init starts; it joins
+        // before it reads its spec. No cgroup (one not required and not
+        // permitted) still sends the namespace request. Before the
+        // idmapped trees: the plan's op indices change here.
+        make_cgroup(runtime, plan, &mut guard.cgroup, Some(prepared))?;
+        let tasks = match guard.cgroup.as_ref().map(crate::cgroups::tree::open_entry) {
+            Some(entry) => match entry? {
+                Entry::Tasks(fds) => fds,
+                Entry::Dir(_) => unreachable!("a v1 cgroup has tasks files"),
+            },
+            None => Vec::new(),
+        };
+        let tasks: Vec<_> = tasks.iter().map(|fd| fd.as_fd()).collect();
+        let unshare = clone_flags & newcgroup != 0;
+        let sent = socket.send_join_cgroup(&tasks, unshare).await;
+        if let Err(e) = sent {
+            if !peer_gone(&e) {
+                return Err(protocol_err(id, e));
+            }
+        }
+    }
     // The container's user namespace, for idmapped mounts that take its
     // mappings: a joined one's file, or the new one of the waiting child.
     let mut container_userns = None;
-    if let (Some(maps), Some((read, write))) = (id_maps, maps_pipe) {
+    if let (Some(maps), Some((read, write))) = (plan.id_maps.as_ref(), maps_pipe) {
         // sync 0, user namespace: maps first, then release the child. On
         // error the write end closes, the child reads EOF and exits, and
         // the guard reaps it.
@@ -409,7 +464,7 @@ async fn spawn_and_handshake(
     // Sync 1a's fds, made while the init starts.
     let detached = crate::idmap::make(&plan.idmapped, userns).await?;
     drop(container_userns);
-    let socket = InitSocket::new(parent_end).map_err(|e| Error::sys("register init socket", e))?;
+    let init = &plan.init;
     // The hooks' state JSON names the pid, known only now.
     let with_states;
     let init = match (hooks, &init.hooks) {

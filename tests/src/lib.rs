@@ -90,6 +90,24 @@ pub fn probe_spec(args: &[&str]) -> corral::Spec {
         .expect("a builder spec is complete")
 }
 
+/// Adds a namespace of kind `typ` to `spec` (a new one, or the one at
+/// `path`), replacing any of that kind.
+pub fn add_namespace(
+    spec: &mut corral::Spec,
+    typ: corral::oci_spec::runtime::LinuxNamespaceType,
+    path: Option<&str>,
+) {
+    let mut b = corral::oci_spec::runtime::LinuxNamespaceBuilder::default().typ(typ);
+    if let Some(p) = path {
+        b = b.path(p);
+    }
+    let linux = spec.oci_mut().linux_mut().as_mut().unwrap();
+    let mut list = linux.namespaces().clone().unwrap_or_default();
+    list.retain(|n| n.typ() != typ);
+    list.push(b.build().unwrap());
+    linux.set_namespaces(Some(list));
+}
+
 /// A current-thread tokio runtime for a test that drops it itself, to
 /// look at what is left afterwards (dropping it waits for its blocking
 /// tasks).

@@ -357,6 +357,64 @@ async fn absolute_cgroups_path_is_used_and_removed() {
     assert_gone(&dirs);
 }
 
+/// Without a resident init, a v1 container's init is cloned first and
+/// joins its cgroup (made meanwhile) before it reads its spec, and a
+/// cgroup namespace is unshared only once it is placed: the workload is in
+/// every hierarchy's container cgroup, and with a namespace it sees that
+/// cgroup as its root.
+#[tokio::test]
+async fn an_exec_init_joins_its_v1_cgroup_made_while_it_starts() {
+    require_root();
+    let rt = corral::Runtime::builder()
+        .resident_init(false)
+        .build()
+        .expect("build a runtime");
+    for cgroupns in [false, true] {
+        let id = unique_id("late");
+        let mut spec = with_resources(
+            &["/probe", "read", "/proc/self/cgroup"],
+            serde_json::json!({"pids": {"limit": 64}}),
+        );
+        spec.oci_mut()
+            .linux_mut()
+            .as_mut()
+            .unwrap()
+            .set_cgroups_path(Some(format!("/corral-test/{id}").into()));
+        if cgroupns {
+            add_namespace(
+                &mut spec,
+                corral::oci_spec::runtime::LinuxNamespaceType::Cgroup,
+                None,
+            );
+        }
+        let mut c = rt.create(&id, spec).stdout(Stdio::piped()).await.unwrap();
+        let dirs = dirs_of(&c);
+        let pids_max =
+            std::fs::read_to_string(format!("/sys/fs/cgroup/pids/corral-test/{id}/pids.max"));
+        assert_eq!(pids_max.unwrap().trim(), "64");
+        let mut out = c.take_stdout().unwrap();
+        c.start().await.unwrap();
+        let mut text = String::new();
+        out.read_to_string(&mut text).await.unwrap();
+        assert!(c.wait().await.unwrap().success());
+        for ctrl in ["memory", "pids", "cpu,cpuacct", "freezer"] {
+            let want = if cgroupns {
+                format!(":{ctrl}:/\n")
+            } else {
+                format!(":{ctrl}:/corral-test/{id}\n")
+            };
+            // cpu and cpuacct may be mounted apart.
+            let want_split = want.replace("cpu,cpuacct", "cpu");
+            assert!(
+                text.contains(&want) || text.contains(&want_split),
+                "cgroupns {cgroupns}: no {want:?} in {text}"
+            );
+        }
+        c.delete().await.unwrap();
+        assert_gone(&dirs);
+    }
+}
+
 #[tokio::test]
 async fn a_dropped_container_leaves_no_cgroup() {
     require_root();

@@ -7,9 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use corral::oci_spec::runtime::{
-    LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType as Ns,
-};
+use corral::oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceType as Ns};
 use corral::{Error, Spec};
 use corral_tests::cli::{Bundle, corral_bin};
 use corral_tests::*;
@@ -24,18 +22,6 @@ fn id_map(container: u32, host: u32, size: u32) -> corral::oci_spec::runtime::Li
         .size(size)
         .build()
         .unwrap()
-}
-
-fn add_namespace(spec: &mut Spec, typ: Ns, path: Option<&str>) {
-    let mut b = LinuxNamespaceBuilder::default().typ(typ);
-    if let Some(p) = path {
-        b = b.path(p);
-    }
-    let linux = spec.oci_mut().linux_mut().as_mut().unwrap();
-    let mut list = linux.namespaces().clone().unwrap_or_default();
-    list.retain(|n| n.typ() != typ);
-    list.push(b.build().unwrap());
-    linux.set_namespaces(Some(list));
 }
 
 /// `probe_spec(args)` in a new user namespace mapping 0..65536 to

@@ -203,6 +203,13 @@ pub(crate) struct Prepared {
     required: bool,
 }
 
+impl Prepared {
+    /// A v1 cgroup: one directory per hierarchy, joined through `tasks`.
+    pub(crate) fn is_v1(&self) -> bool {
+        !self.paths.v2
+    }
+}
+
 /// Checks `linux.cgroupsPath` and `linux.resources` of `spec` for this
 /// setup: everything that can be refused is refused here, before anything
 /// is made. `None` when the host has no cgroup filesystem (and the spec
