@@ -1,11 +1,12 @@
 """Times `<runtime> run` of one bundle for several runtimes: start-up
-latency (runtimes alternate round by round, in a rotating order, so drift
-hits all alike) and
+latency (runtimes alternate round by round, each round in a new shuffled
+order, so drift and each other's kernel clean-up hit all alike) and
 throughput at concurrency 32. Processes are started with posix_spawn, which
 adds the same small cost to every runtime. Prints medians and ratios
 against crun. Called by peers.sh, which prepares the bundle."""
 
 import os
+import random
 import statistics
 import sys
 import time
@@ -56,12 +57,16 @@ names = list(runtimes)
 for name in names:  # warm caches
     run_once(name)
 samples = {name: [] for name in names}
+shuffle = random.Random(1)
+order = list(names)
 for r in range(rounds):
-    # The order rotates, so each runtime follows each other one equally
-    # often: one that always came right after another would meet that
-    # one's kernel clean-up every time.
-    for k in range(len(names)):
-        name = names[(r + k) % len(names)]
+    # A new order each round, so each runtime follows each other one about
+    # equally often: one that always came right after another would meet
+    # that one's kernel clean-up every time. (A rotating order does not do
+    # this: it keeps the cyclic sequence, so with three runtimes each one
+    # always followed the same other.)
+    shuffle.shuffle(order)
+    for name in order:
         samples[name].append(run_once(name))
 med = {name: statistics.median(s) / 1e6 for name, s in samples.items()}
 base = med.get("crun")

@@ -134,9 +134,12 @@ fn startup(c: &mut Criterion) {
 /// library) meets the kernel's clean-up of whatever ran before (cgroup
 /// release, namespace teardown: a library median of 2.8 ms right after
 /// the `phases` bench, 2.1 ms after 90 s idle), and its estimates are
-/// means over samples, which a few slow starts pull up. Here the order
-/// rotates every round, so each runtime follows each other one equally
-/// often. `STARTUP_ROUNDS` rounds (default 200; 0 skips the pass).
+/// means over samples, which a few slow starts pull up. Here each round
+/// runs the runtimes in a new shuffled order (fixed seed), so each one
+/// follows each of the others about equally often. (Rotating the order,
+/// as an earlier version did, keeps the cyclic sequence: every runtime
+/// then always followed the same one.) `STARTUP_ROUNDS` rounds (default
+/// 200; 0 skips the pass).
 fn alternating(
     tokio: &tokio::runtime::Runtime,
     rt: &corral::Runtime,
@@ -161,9 +164,17 @@ fn alternating(
     let mut names = vec!["corral-lib", "corral-run"];
     names.extend(peers.iter().map(|(peer, _)| *peer));
     let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); names.len()];
-    for round in 0..rounds {
-        for k in 0..names.len() {
-            let which = (round + k) % names.len();
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..rounds {
+        // Fisher-Yates with a 64-bit LCG.
+        for i in (1..order.len()).rev() {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            order.swap(i, (seed >> 33) as usize % (i + 1));
+        }
+        for &which in &order {
             let t = std::time::Instant::now();
             match which {
                 0 => tokio.block_on(run_to_end(rt, spec.clone(), "lib")),
