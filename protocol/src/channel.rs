@@ -71,8 +71,10 @@ impl InitChannel {
 
     /// Waits for the first message, which says whether this init sets up a
     /// container ([`Request::Create`], as [`InitChannel::recv_spec`]) or
-    /// runs in exec mode ([`Request::Exec`]). `Start` here is
-    /// [`Error::Unexpected`].
+    /// runs in exec mode ([`Request::Exec`]); a resident init is asked to
+    /// spawn ([`Request::Spawn`]). An init cloned before its cgroup was
+    /// made first gets [`Request::JoinCgroup`], then calls this again for
+    /// the spec. `Start` here is [`Error::Unexpected`].
     pub fn recv_request(&self) -> Result<Request> {
         let (msg, fds) = recv::<ToInit>(self.as_fd())?;
         match msg {

@@ -24,7 +24,7 @@ use crate::messages::{ToInit, ToParent};
 use crate::sys;
 
 /// Protocol version, byte 0 of every header.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Length of the frame header in bytes.
 pub const HEADER_LEN: usize = 8;
 /// Largest body accepted, in bytes. Below the default `wmem_default`

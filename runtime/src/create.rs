@@ -313,8 +313,13 @@ async fn spawn_and_handshake(
     // init starts (it joins at sync 0b): its mkdirs then overlap the
     // exec. A v2 one must exist for CLONE_INTO_CGROUP; a resident init
     // clones without an exec to overlap; a child that joins namespaces or
-    // waits for user namespace maps keeps the placement before exec.
+    // waits for user namespace maps keeps the placement before exec. What
+    // the init touches before it joins (its exec and libc start-up, about
+    // 100 KiB) stays charged to our memory cgroup until the workload's
+    // exec frees it, so only a container started right away (socket
+    // mode) takes this path, not one left created (FIFO mode).
     let cgroup_later = cgroup.as_ref().is_some_and(|p| p.is_v1())
+        && opts.start_via == StartVia::Socket
         && runtime.resident().is_none()
         && opened.join().is_empty()
         && opened.pid().is_none()
@@ -413,11 +418,25 @@ async fn spawn_and_handshake(
         // before it reads its spec. No cgroup (one not required and not
         // permitted) still sends the namespace request. Before the
         // idmapped trees: the plan's op indices change here.
-        make_cgroup(runtime, plan, &mut guard.cgroup, Some(prepared))?;
+        if let Err(e) = make_cgroup(runtime, plan, &mut guard.cgroup, Some(prepared)) {
+            // As on the other paths, a cgroup that cannot be made fails
+            // the create before the container's lifecycle begins: the
+            // init, which has read nothing yet, goes without poststop.
+            if let Some(process) = guard.process.take() {
+                let _ = process.signal(libc::SIGKILL);
+                let _ = process.wait().await;
+            }
+            return Err(e);
+        }
         let tasks = match guard.cgroup.as_ref().map(crate::cgroups::tree::open_entry) {
             Some(entry) => match entry? {
                 Entry::Tasks(fds) => fds,
-                Entry::Dir(_) => unreachable!("a v1 cgroup has tasks files"),
+                Entry::Dir(_) => {
+                    return Err(Error::sys(
+                        "join the container's cgroup",
+                        std::io::Error::other("a v1 cgroup has no tasks files"),
+                    ));
+                }
             },
             None => Vec::new(),
         };

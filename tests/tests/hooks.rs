@@ -254,6 +254,51 @@ async fn failing_create_runtime_hook_fails_create_and_leaves_nothing() {
     assert_eq!(labels, ["createRuntime", "poststop"]);
 }
 
+/// A cgroup the kernel refuses fails the create before the container's
+/// lifecycle begins, with no poststop, also where the cgroup is made only
+/// after the init was cloned (v1, no resident init: sync 0b).
+#[tokio::test]
+async fn a_cgroup_the_kernel_refuses_fails_create_without_poststop() {
+    require_root();
+    let _serial = serial().await;
+    let tmp = TempDir::new("hooks-badcpus");
+    let log = tmp.path().join("hooks.log");
+    let hooks = HooksBuilder::default()
+        .poststop(vec![hook("poststop", &log, true, &[], None)])
+        .build()
+        .unwrap();
+    let mut spec = spec_with(&["/probe", "exit", "0"], tmp.path(), hooks);
+    // More CPUs than the machine has: accepted by the plan, refused by
+    // the kernel when cpuset.cpus is written.
+    let resources: corral::oci_spec::runtime::LinuxResources =
+        serde_json::from_value(serde_json::json!({"cpu": {"cpus": "1000"}})).unwrap();
+    spec.oci_mut()
+        .linux_mut()
+        .as_mut()
+        .unwrap()
+        .set_resources(Some(resources));
+    for resident in [false, true] {
+        let rt = corral::Runtime::builder()
+            .state_dir(tmp.path().join("state"))
+            .resident_init(resident)
+            .build()
+            .unwrap();
+        let id = unique_id("badcpus");
+        let before = child_count();
+        let err = rt.create(&id, spec.clone()).await.unwrap_err();
+        assert!(
+            err.to_string().contains("linux.resources.cpu.cpus"),
+            "resident {resident}: {err}"
+        );
+        assert_nothing_left(rt, &tmp, &id, before);
+        assert!(
+            log_lines(&log).is_empty(),
+            "resident {resident}: a hook ran: {:?}",
+            log_lines(&log)
+        );
+    }
+}
+
 #[tokio::test]
 async fn failing_create_container_hook_fails_create_naming_step_hooks() {
     require_root();

@@ -354,7 +354,8 @@ pub(super) fn child_after_clone(plan: &ChildPlan<'_>) -> ! {
     // touches what the plan points to).
     unsafe {
         // v1 placement, first of all, so that nothing the child does is
-        // charged to the runtime's cgroup. The child moves itself ("0" is
+        // charged to the runtime's cgroup (unless the cgroup comes at
+        // sync 0b, see create.rs). The child moves itself ("0" is
         // the writer, cgroups(7)), rather than the parent writing its pid
         // after clone3: that would race with the child running on into
         // corral-init, and a pipe handshake to close the race costs a
