@@ -123,14 +123,11 @@ fn exit_wait(c: &mut Criterion) {
         if each.is_empty() {
             continue; // filtered out
         }
-        each.sort_unstable();
-        let at = |q: f64| each[((each.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+        let [p50, p90, p99] =
+            corral_benches::quantiles(&mut each, [0.5, 0.9, 0.99]).map(|ns| ns as f64 / 1000.0);
         println!(
-            "exit_wait/{name}: per exit, {} measured exits: median {:.1} µs, p90 {:.1} µs, p99 {:.1} µs",
+            "exit_wait/{name}: per exit, {} measured exits: median {p50:.1} µs, p90 {p90:.1} µs, p99 {p99:.1} µs",
             each.len(),
-            at(0.5),
-            at(0.9),
-            at(0.99)
         );
     }
 }

@@ -100,14 +100,10 @@ fn startup(c: &mut Criterion) {
     drop(pool);
     let mut each = each.into_inner().expect("not poisoned");
     if !each.is_empty() {
-        each.sort();
-        let at = |q: f64| each[((each.len() - 1) as f64 * q) as usize];
+        let [p50, p90, p99] = corral_benches::quantiles(&mut each, [0.5, 0.9, 0.99]);
         eprintln!(
-            "corral-lib-pool-start, per start over {} starts: median {:?}, p90 {:?}, p99 {:?}",
+            "corral-lib-pool-start, per start over {} starts: median {p50:?}, p90 {p90:?}, p99 {p99:?}",
             each.len(),
-            at(0.5),
-            at(0.9),
-            at(0.99)
         );
     }
     let cli = corral_cli();

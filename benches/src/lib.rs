@@ -86,6 +86,14 @@ pub async fn run_to_end(rt: &corral::Runtime, spec: corral::Spec, prefix: &str) 
     c.delete().await.expect("delete");
 }
 
+/// Sorts `v` and returns the sample at each quantile of `qs` (0 to 1):
+/// index `(len - 1) * q`, rounded down. For the per-sample figures the
+/// benches print beside criterion's estimates. `v` must not be empty.
+pub fn quantiles<T: Ord + Copy, const N: usize>(v: &mut [T], qs: [f64; N]) -> [T; N] {
+    v.sort_unstable();
+    qs.map(|q| v[((v.len() - 1) as f64 * q) as usize])
+}
+
 /// The test rootfs the library benches run, made afresh by each bench
 /// process (`$TMPDIR/corral-bench-rootfs-<uid>`, replaced at the next
 /// run). Not the tests' shared rootfs: on this project's VMs a rootfs

@@ -18,6 +18,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// Defaults of flags that `quick_args` parses too.
+const DEFAULT_ROOT: &str = "/run/corral";
+const DEFAULT_LOG_FORMAT: &str = "text";
+const DEFAULT_BUNDLE: &str = ".";
+
 /// Global flags, as runc spells them.
 #[derive(Debug, Parser)]
 #[command(
@@ -27,13 +32,13 @@ use clap::{Parser, Subcommand};
 )]
 pub struct Cli {
     /// Root directory for container state.
-    #[arg(long, global = true, default_value = "/run/corral")]
+    #[arg(long, global = true, default_value = DEFAULT_ROOT)]
     root: PathBuf,
     /// Write errors (and with --debug, debug events) to this file.
     #[arg(long, global = true)]
     log: Option<PathBuf>,
     /// Format of --log: text or json.
-    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    #[arg(long, global = true, default_value = DEFAULT_LOG_FORMAT, value_parser = ["text", "json"])]
     log_format: String,
     /// Log debug events.
     #[arg(long, global = true)]
@@ -53,7 +58,7 @@ pub struct Cli {
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
     /// Bundle directory (holds config.json).
-    #[arg(long, short = 'b', default_value = ".")]
+    #[arg(long, short = 'b', default_value = DEFAULT_BUNDLE)]
     bundle: PathBuf,
     /// Write the container's pid here.
     #[arg(long)]

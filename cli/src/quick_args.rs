@@ -12,7 +12,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::{Cli, Command, CreateArgs};
+use crate::{Cli, Command, CreateArgs, DEFAULT_BUNDLE, DEFAULT_LOG_FORMAT, DEFAULT_ROOT};
 
 /// Which subcommand, with the flags it takes besides the global ones.
 #[derive(Clone, Copy, PartialEq)]
@@ -209,7 +209,10 @@ pub(crate) fn parse(argv: &[OsString]) -> Option<Cli> {
     let mut positionals = std::mem::take(&mut seen.positionals).into_iter();
     let id = positionals.next()?;
     let create = |seen: &mut Seen, id: String| CreateArgs {
-        bundle: seen.bundle.take().unwrap_or_else(|| PathBuf::from(".")),
+        bundle: seen
+            .bundle
+            .take()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_BUNDLE)),
         pid_file: seen.pid_file.take(),
         console_socket: seen.console_socket.take(),
         no_pivot: seen.no_pivot,
@@ -236,9 +239,11 @@ pub(crate) fn parse(argv: &[OsString]) -> Option<Cli> {
         },
     };
     Some(Cli {
-        root: seen.root.unwrap_or_else(|| PathBuf::from("/run/corral")),
+        root: seen.root.unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
         log: seen.log,
-        log_format: seen.log_format.unwrap_or_else(|| "text".to_owned()),
+        log_format: seen
+            .log_format
+            .unwrap_or_else(|| DEFAULT_LOG_FORMAT.to_owned()),
         debug: seen.debug,
         systemd_cgroup: false,
         rootless: None,

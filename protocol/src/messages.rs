@@ -452,7 +452,7 @@ pub enum Step {
     MemoryPolicy,
     /// `sched_setaffinity(2)` for `process.execCPUAffinity.final`.
     CpuAffinity,
-    /// Joining the container's cgroup (sync 0b, `join_cgroup`).
+    /// Joining the container's v1 cgroup (sync 0b, or a resident init's clone).
     Cgroup,
     /// A step this build does not know (sent by a newer init).
     #[serde(other)]

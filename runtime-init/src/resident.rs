@@ -92,15 +92,10 @@ fn enter(channel: &InitChannel, req: &SpawnRequest, fds: Vec<OwnedFd>) -> Result
         .collect::<Result<_, Errno>>()
         .map_err(fail("take stdio"))?;
     let cgroup: Vec<OwnedFd> = fds.by_ref().take(req.cgroup_fds as usize).collect();
-    if !req.cgroup_dir {
-        for tasks in &cgroup {
-            // v1: the child moves itself ("0"), as the runtime's clone does.
-            rustix::io::write(tasks, b"0").map_err(fail("join the cgroup"))?;
-        }
-    }
-    if req.unshare_cgroupns {
-        sys::unshare_cgroupns().map_err(fail("unshare the cgroup namespace"))?;
-    }
+    // v1: the child moves itself ("0"), as the runtime's clone does; a v2
+    // directory was already entered by clone3.
+    let tasks: &[OwnedFd] = if req.cgroup_dir { &[] } else { &cgroup };
+    crate::cgroup_join::join(tasks, req.unshare_cgroupns)?;
     if req.wait_for_maps {
         // A new user namespace: its maps come from the runtime, which
         // knows our pid only now; then become its root, which the maps
